@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     mail_from: str = Field("palaute@hyvinvointialue.example", description="Sender address of notifications.")
 
     # --- Operations -----------------------------------------------------------------
+    port: int | None = Field(None, description="HTTP port of this service (health, metrics, API); default per service.")
+    host: str = Field("127.0.0.1", description="Interface the HTTP port binds to (0.0.0.0 in containers).")
     log_level: str = Field("INFO", description="Log level of every service.")
     cache_dir: Path = Field(default_factory=default_cache_dir, description="Download and model cache.")
     state_dir: Path = Field(Path("/tmp/feedback-state"), description="Faust table state (local RocksDB/memory).")
@@ -96,3 +98,20 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+# Default HTTP port of each service; FEEDBACK_PORT overrides it for one process.
+SERVICE_PORTS: dict[str, int] = {
+    "ingest": 8080,
+    "api": 8081,
+    "enricher": 8091,
+    "indexer": 8092,
+    "closure": 8093,
+    "notifier": 8094,
+}
+
+
+def service_port(service: str, settings: Settings | None = None) -> int:
+    """The HTTP port a service listens on."""
+    settings = settings or get_settings()
+    return settings.port or SERVICE_PORTS[service]
