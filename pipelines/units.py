@@ -1,0 +1,29 @@
+"""The county's units (schemas/units.json) as a lookup."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from schemas import load_json
+
+
+@dataclass(frozen=True)
+class Unit:
+    code: str
+    service_area: str
+    names: dict[str, str]
+
+
+@lru_cache(maxsize=1)
+def units() -> dict[str, Unit]:
+    """Every unit by code."""
+    data = load_json("units.json")
+    return {
+        u["code"]: Unit(u["code"], u["service_area"], {k: u[k] for k in ("fi", "sv", "en")})
+        for u in data["units"]
+    }
+
+
+def service_areas() -> dict[str, dict[str, str]]:
+    """Service area code -> names in fi/sv/en."""
+    return dict(load_json("units.json")["service_areas"])

@@ -1,0 +1,49 @@
+"""Pieces every HTTP service shares: health, readiness, metrics, JSON validation errors."""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+def field_path(loc: tuple | list) -> str:
+    """('body', 'contact', 'email') -> 'contact.email'; list indexes as [i]."""
+    parts: list[str] = []
+    for p in loc:
+        if p in ("body", "query", "path", "header"):
+            continue
+        parts.append(f"[{p}]" if isinstance(p, int) else (("." if parts else "") + str(p)))
+    return "".join(parts) or "(body)"
+
+
+def validation_errors(errors: list[dict]) -> list[dict[str, str]]:
+    out = []
+    for e in errors:
+        msg = str(e.get("msg", "invalid"))
+        out.append({"field": field_path(e.get("loc", ())), "problem": msg.removeprefix("Value error, ")})
+    return out
+
+
+def install_common(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
+    """Add /health, /ready, /metrics and JSON 422 bodies with field-level errors."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"error": "validation_failed",
+                                                      "errors": validation_errors(list(exc.errors()))})
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def readiness() -> JSONResponse:
+        ok = await ready()
+        return JSONResponse(status_code=200 if ok else 503, content={"ready": ok})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,62 @@
+"""Kafka serialisation, producers and the dead-letter record, shared by services."""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from schemas.validate import validate_event
+from services.settings import Settings
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def loads(raw: bytes | str) -> Any:
+    return json.loads(raw)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def dead_letter(stage: str, reason: str, error_type: str, original: bytes | None, *,
+                feedback_id: str | None = None, topic: str | None = None,
+                partition: int | None = None, offset: int | None = None) -> dict[str, Any]:
+    """A feedback.dlq event: where it failed, why, and the original bytes for redrive."""
+    record = {
+        "schema_version": 1,
+        "stage": stage,
+        "reason": reason[:2000],
+        "error_type": error_type,
+        "failed_at": utc_now(),
+        "feedback_id": feedback_id,
+        "source_topic": topic,
+        "source_partition": partition,
+        "source_offset": offset,
+        "original_b64": base64.b64encode(original or b"").decode("ascii"),
+    }
+    validate_event("feedback.dlq", record)
+    return record
+
+
+def aiokafka_producer(settings: Settings):
+    """An idempotent, acks=all aiokafka producer (caller starts and stops it)."""
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        value_serializer=None,
+        key_serializer=None,
+    )
+
+
+def admin_client(settings: Settings):
+    from kafka.admin import KafkaAdminClient
+
+    return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="feedback-admin")
