@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(None, description="SMTP user, if the server needs login.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
     smtp_starttls: bool = Field(False, description="Use STARTTLS.")
+    public_base_url: str = Field("http://127.0.0.1:8081", description="Public URL of the API (opt-out links, board).")
+    sms_gateway_url: str | None = Field(None, description="HTTP SMS gateway endpoint (POST JSON {to, text}).")
+    push_webhook_url: str | None = Field(None, description="HTTP app-push webhook (POST JSON {token, title, body}).")
     mail_from: str = Field("palaute@hyvinvointialue.example", description="Sender address of notifications.")
 
     # --- Operations -----------------------------------------------------------------

@@ -135,10 +135,26 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
     os.chown(path, uid, gid)
 
 
+PLUGIN_BUILD = Path(__file__).resolve().parents[2] / "deploy" / "local" / "es-analysis-plugin" / "build.py"
+
+
+def _analysis_plugin():
+    """The test-only plugin that adds the finnish/swedish/english analyzers this zip lacks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("es_analysis_plugin", PLUGIN_BUILD)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
 def ensure_es_distribution(cache_dir: Path, dist_parent: Path) -> Path:
-    """Download (once) and extract (once) the distribution; return ES_HOME."""
+    """Download (once) and extract (once) the distribution, with the analysis plugin; return ES_HOME."""
     zip_path = download_es_zip(cache_dir)
     home = _extract(zip_path, dist_parent)
+    plugin = _analysis_plugin()
+    # The index template uses the language analyzers production Elasticsearch has built in.
+    plugin.install_plugin(home, plugin.build_plugin(cache_dir))
     if running_as_root():
         uid, gid = unprivileged_ids()
         if home.stat().st_uid != uid:

@@ -1,0 +1,168 @@
+"""The service-lead API: publish "you said, we did" actions and preview what they match.
+
+Token-authenticated (``Authorization: Bearer <token>``, tokens per user in
+settings.api_tokens); every publish records who and when.
+"""
+from __future__ import annotations
+
+import hmac
+import uuid
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipelines.closure import matching_query
+from pipelines.taxonomy import theme_by_code
+from pipelines.units import units
+from schemas.validate import validate_event
+from services import metrics
+from services.es import async_es_client
+from services.http_common import install_common
+from services.kafka_io import aiokafka_producer, dumps, utc_now
+from services.logs import get_logger
+from services.settings import Settings, get_settings
+from services.topics import CLOSURE_ACTIONS
+
+log = get_logger("api")
+
+
+class Period(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Period":
+        if self.to < self.from_:
+            raise ValueError("period.to is before period.from")
+        return self
+
+
+class Messages(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    fi: Annotated[str | None, Field(max_length=5000)] = None
+    sv: Annotated[str | None, Field(max_length=5000)] = None
+    en: Annotated[str | None, Field(max_length=5000)] = None
+
+    @model_validator(mode="after")
+    def _one_language(self) -> "Messages":
+        if not any((self.fi, self.sv, self.en)):
+            raise ValueError("write the message in at least one of fi, sv, en")
+        return self
+
+
+class ActionIn(BaseModel):
+    """What a service lead publishes."""
+
+    model_config = ConfigDict(extra="forbid")
+    unit: str
+    themes: Annotated[list[str], Field(min_length=1)]
+    period: Period
+    messages: Messages
+    title: Messages | None = None
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str) -> str:
+        if v not in units():
+            raise ValueError(f"unknown unit {v!r}")
+        return v
+
+    @field_validator("themes")
+    @classmethod
+    def _themes(cls, v: list[str]) -> list[str]:
+        unknown = [t for t in v if t not in theme_by_code()]
+        if unknown:
+            raise ValueError(f"unknown theme codes {unknown}")
+        return sorted(set(v))
+
+
+def _iso(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def action_event(body: ActionIn, user: str) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "schema_version": 1,
+        "action_id": str(uuid.uuid4()),
+        "unit": body.unit,
+        "themes": body.themes,
+        "period": {"from": _iso(body.period.from_), "to": _iso(body.period.to)},
+        "messages": body.messages.model_dump(exclude_none=True),
+        "published_by": user,
+        "published_at": utc_now(),
+    }
+    if body.title:
+        event["title"] = body.title.model_dump(exclude_none=True)
+    return event
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state: dict[str, Any] = {}
+    bearer = HTTPBearer(auto_error=False)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        producer = aiokafka_producer(settings)
+        await producer.start()
+        state["producer"], state["es"] = producer, async_es_client(settings)
+        metrics.SERVICE_UP.labels("api").set(1)
+        try:
+            yield
+        finally:
+            metrics.SERVICE_UP.labels("api").set(0)
+            await producer.stop()
+            await state["es"].close()
+
+    app = FastAPI(title="Feedback service-lead API", version="1", lifespan=lifespan,
+                  description="Publish \"you said, we did\" actions and see what they answer.")
+
+    async def ready() -> bool:
+        try:
+            return bool(await state["es"].ping()) and state.get("producer") is not None
+        except Exception:  # noqa: BLE001
+            return False
+
+    install_common(app, ready)
+
+    def user(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+        if creds is not None:
+            for name, token in settings.api_tokens.items():
+                if hmac.compare_digest(token.get_secret_value(), creds.credentials):
+                    return name
+        raise HTTPException(status_code=401, detail={"error": "unauthorized", "errors": [
+            {"field": "Authorization", "problem": "missing or unknown bearer token"}]})
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Any, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return JSONResponse(status_code=exc.status_code, content=body)
+
+    @app.post("/v1/actions/preview", summary="How much feedback and how many consenting respondents match")
+    async def preview(body: ActionIn, who: str = Depends(user)) -> dict[str, Any]:
+        event = action_event(body, who)
+        resp = await state["es"].search(
+            index=settings.index_alias, size=0, query=matching_query(event),
+            aggs={"consenting": {"filter": {"term": {"follow_up_consent": True}},
+                                 "aggs": {"people": {"cardinality": {"field": "respondent_ref"}}}}})
+        return {"feedback": resp["hits"]["total"]["value"],
+                "consenting_respondents": resp["aggregations"]["consenting"]["people"]["value"]}
+
+    @app.post("/v1/actions", status_code=202, summary="Publish a \"you said, we did\" action")
+    async def publish(body: ActionIn, who: str = Depends(user)) -> dict[str, Any]:
+        event = action_event(body, who)
+        validate_event("closure.actions", event)
+        await state["producer"].send_and_wait(settings.topic(CLOSURE_ACTIONS.name), dumps(event),
+                                              key=event["action_id"].encode())
+        log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=who)
+        return {"action_id": event["action_id"], "published_by": who, "published_at": event["published_at"]}
+
+    return app

@@ -1,0 +1,127 @@
+"""The `feedback` command: run services, manage topics and the index, demo, import."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from services.settings import get_settings
+
+app = typer.Typer(help="Resident feedback pipeline.", no_args_is_help=True, add_completion=False)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+es_app = typer.Typer(help="Elasticsearch index and alias.", no_args_is_help=True)
+import_app = typer.Typer(help="Import feedback exported by other tools.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(es_app, name="es")
+app.add_typer(import_app, name="import")
+
+SERVICES = ("ingest", "api", "enricher", "indexer", "closure", "notifier")
+
+
+@app.command()
+def run(service: Annotated[str, typer.Argument(help="One of: " + ", ".join(SERVICES))]) -> None:
+    """Run one service in the foreground until SIGTERM."""
+    settings = get_settings()
+    if service in ("ingest", "api"):
+        import uvicorn
+
+        from services.logs import configure_logging
+        from services.settings import service_port
+
+        configure_logging(settings.log_level, service)
+        module = __import__(f"services.{service}", fromlist=["create_app"])
+        uvicorn.run(module.create_app(settings), host=settings.host, port=service_port(service, settings),
+                    log_config=None, access_log=False, timeout_graceful_shutdown=20)
+    elif service in ("enricher", "indexer", "closure", "notifier"):
+        module = __import__(f"services.{service}", fromlist=["main"])
+        module.main()
+    else:
+        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic with its partitions and configs (existing ones are kept)."""
+    from services.topic_admin import create_topics
+
+    for r in create_topics(get_settings()):
+        typer.echo(f"{'created' if r.created else 'exists '} {r.name} ({r.partitions} partitions)")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """List the pipeline's topics and what they carry."""
+    from services.topics import ALL_TOPICS
+
+    settings = get_settings()
+    for t in ALL_TOPICS:
+        cfg = ",".join(f"{k}={v}" for k, v in t.config.items())
+        typer.echo(f"{settings.topic(t.name):28} key={t.key:15} partitions={t.partitions} {cfg}")
+
+
+@es_app.command("setup")
+def es_setup() -> None:
+    """Install the index template and create the versioned index behind the alias."""
+    from pipelines.embedding import make_embedder
+    from services.es import es_client, setup_index
+
+    settings = get_settings()
+    dims = make_embedder(settings.embedder).dim
+    index = setup_index(es_client(settings), settings.index_alias, dims)
+    typer.echo(f"alias {settings.index_alias} -> {index} (embedding dims {dims})")
+
+
+@import_app.command("survey-csv")
+def import_survey_csv(
+    path: Path,
+    survey_id: Annotated[str, typer.Option(help="Survey id the export came from.")],
+    ingest_url: Annotated[str, typer.Option(help="Ingest base URL.")] = "http://127.0.0.1:8080",
+    api_key: Annotated[Optional[str], typer.Option(help="Survey channel API key (default from settings).")] = None,
+) -> None:
+    """Import a survey tool's CSV export through ingest, row by row; bad rows are reported."""
+    from services.survey_import import import_csv
+
+    settings = get_settings()
+    key = api_key or settings.ingest_api_keys["survey"].get_secret_value()
+    report = import_csv(path, survey_id, ingest_url, key)
+    typer.echo(json.dumps(report.summary(), ensure_ascii=False))
+    for row, errors in report.rejected:
+        typer.echo(f"row {row}: " + "; ".join(f"{e['field']}: {e['problem']}" for e in errors), err=True)
+    if report.rejected:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def demo(keep_running: Annotated[bool, typer.Option(help="Leave the stack running afterwards.")] = False) -> None:
+    """Start the local stack and every service, send the sample set, print a summary."""
+    from services.demo import run_demo
+
+    raise typer.Exit(code=run_demo(keep_running=keep_running))
+
+
+def _register_optional() -> None:
+    """Sub-apps that live in their own modules."""
+    try:
+        from services.cli_stack import stack_app
+
+        for cmd in stack_app.registered_commands:
+            app.registered_commands.append(cmd)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from services.cli_ml import ml_app
+
+        for cmd in ml_app.registered_commands:
+            app.registered_commands.append(cmd)
+        for grp in ml_app.registered_groups:
+            app.registered_groups.append(grp)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_register_optional()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,78 @@
+"""Delivery channels: email over SMTP, SMS through an HTTP gateway, push through a webhook.
+
+Each raises PermanentDeliveryError when retrying cannot help (a rejected address)
+and anything else for transient failures, which the notifier retries with backoff.
+"""
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import httpx
+
+from pipelines.messages import RenderedMessage
+from pipelines.vault import Contact
+from services.settings import Settings
+
+
+class PermanentDeliveryError(Exception):
+    """The message can never be delivered as addressed."""
+
+
+class NoAddressError(PermanentDeliveryError):
+    """The contact has no address for the chosen channel."""
+
+
+def send_email(settings: Settings, contact: Contact, msg: RenderedMessage, notification_id: str) -> None:
+    if not contact.email:
+        raise NoAddressError("no email address")
+    mail = EmailMessage()
+    mail["From"] = settings.mail_from
+    mail["To"] = contact.email
+    mail["Subject"] = msg.subject
+    mail["Message-ID"] = make_msgid(idstring=notification_id.replace("-", ""), domain="feedback.invalid")
+    mail["X-Notification-Id"] = notification_id
+    mail["Content-Language"] = msg.language
+    mail.set_content(msg.body)
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_username and settings.smtp_password:
+                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            smtp.send_message(mail)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise PermanentDeliveryError("recipient refused") from exc
+    except smtplib.SMTPResponseException as exc:
+        if 500 <= exc.smtp_code < 600:
+            raise PermanentDeliveryError(f"smtp {exc.smtp_code}") from exc
+        raise
+
+
+def _post(url: str | None, payload: dict, notification_id: str, what: str) -> None:
+    if not url:
+        raise PermanentDeliveryError(f"{what} is not configured")
+    resp = httpx.post(url, json=payload, headers={"Idempotency-Key": notification_id}, timeout=15)
+    if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
+        raise PermanentDeliveryError(f"{what} answered {resp.status_code}")
+    resp.raise_for_status()
+
+
+def send_sms(settings: Settings, contact: Contact, msg: RenderedMessage, notification_id: str) -> None:
+    if not contact.phone:
+        raise NoAddressError("no phone number")
+    _post(settings.sms_gateway_url, {"to": contact.phone, "text": f"{msg.subject}\n\n{msg.body}",
+                                     "language": msg.language, "id": notification_id},
+          notification_id, "sms gateway")
+
+
+def send_push(settings: Settings, contact: Contact, msg: RenderedMessage, notification_id: str) -> None:
+    if not contact.push_token:
+        raise NoAddressError("no push token")
+    _post(settings.push_webhook_url, {"token": contact.push_token, "title": msg.subject, "body": msg.body,
+                                      "language": msg.language, "id": notification_id},
+          notification_id, "push webhook")
+
+
+SENDERS = {"email": send_email, "sms": send_sms, "push": send_push}

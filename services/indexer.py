@@ -1,0 +1,137 @@
+"""Indexer: feedback.enriched -> Elasticsearch alias, bulk, _id = feedback_id.
+
+A batch is acknowledged (and its offsets committed) only after Elasticsearch has
+acknowledged every document of it. Documents are upserted so a replay refreshes
+the enrichment without resetting the closure fields. Near-duplicates (the same
+comment again from the same source) are flagged with ``duplicate_of``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from elasticsearch.helpers import async_bulk
+
+from pipelines.documents import to_document
+from schemas.validate import event_errors
+from services import metrics
+from services.es import async_es_client
+from services.logs import get_logger
+from services.settings import Settings, get_settings
+from services.topics import FEEDBACK_ENRICHED
+from services.worker import DeadLetters, make_app, process_batch
+
+log = get_logger("indexer")
+STAGE = "indexer"
+# Item errors that retrying cannot fix: the document itself is wrong.
+PERMANENT_STATUSES = {400, 404, 409}
+
+
+def _parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def mark_duplicates(es: Any, alias: str, docs: list[dict[str, Any]]) -> None:
+    """Set duplicate_of on docs whose fingerprint was seen earlier (in the index or the batch)."""
+    prints = sorted({d["text_fingerprint"] for d in docs if d.get("text_fingerprint")})
+    if not prints:
+        return
+    first: dict[str, tuple[str, str]] = {}  # fingerprint -> (received_at, feedback_id)
+    ids = [d["feedback_id"] for d in docs]
+    resp = await es.search(index=alias, size=0, query={"bool": {
+        "filter": [{"terms": {"text_fingerprint": prints}}], "must_not": [{"ids": {"values": ids}}]}},
+        aggs={"fp": {"terms": {"field": "text_fingerprint", "size": len(prints)},
+                     "aggs": {"first": {"top_hits": {"size": 1, "sort": [{"received_at": "asc"}],
+                                                     "_source": ["feedback_id", "received_at"]}}}}})
+    for bucket in resp["aggregations"]["fp"]["buckets"]:
+        hit = bucket["first"]["hits"]["hits"][0]["_source"]
+        first[bucket["key"]] = (hit["received_at"], hit["feedback_id"])
+    for d in sorted(docs, key=lambda d: (d["received_at"], d["feedback_id"])):
+        fp = d.get("text_fingerprint")
+        if not fp:
+            continue
+        seen = first.get(fp)
+        if seen and (seen[0], seen[1]) < (d["received_at"], d["feedback_id"]):
+            d["duplicate_of"], d["is_duplicate"] = seen[1], True
+            metrics.DUPLICATES.inc()
+        elif not seen:
+            first[fp] = (d["received_at"], d["feedback_id"])
+
+
+def build(settings: Settings | None = None):
+    settings = settings or get_settings()
+    es = async_es_client(settings)
+
+    async def ready() -> bool:
+        try:
+            return bool(await es.indices.exists_alias(name=settings.index_alias))
+        except Exception:  # noqa: BLE001
+            return False
+
+    app = make_app(STAGE, settings, ready=ready)
+    enriched = app.topic(settings.topic(FEEDBACK_ENRICHED.name), value_serializer="raw", key_serializer="raw")
+    dlq = DeadLetters(app, settings, STAGE)
+
+    async def process(events: list[Any]) -> None:
+        started = time.perf_counter()
+        docs: list[tuple[Any, dict[str, Any]]] = []
+        sends = []
+        for ev in events:
+            raw: bytes = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
+            try:
+                payload = json.loads(raw)
+                errors = event_errors("feedback.enriched", payload)
+                if errors:
+                    raise ValueError("; ".join(f"{e.field}: {e.problem}" for e in errors))
+                docs.append((ev, to_document(payload)))
+            except Exception as exc:  # noqa: BLE001 - poison input goes to the DLQ
+                sends.append(await dlq.send(f"cannot index: {exc}", type(exc).__name__, raw, event=ev))
+        if docs:
+            await mark_duplicates(es, settings.index_alias, [d for _, d in docs])
+            by_id = {d["feedback_id"]: (ev, d) for ev, d in docs}
+            actions = [{"_op_type": "update", "_index": settings.index_alias, "_id": fid, "retry_on_conflict": 3,
+                        "doc": d, "upsert": {**d, "closure_status": "open", "closure_action_ids": []}}
+                       for fid, (_, d) in by_id.items()]
+            _, failures = await async_bulk(es, actions, raise_on_error=False, raise_on_exception=True,
+                                           max_retries=5, initial_backoff=1, refresh=False)
+            transient = []
+            for item in failures:
+                info = next(iter(item.values()))
+                ev, d = by_id[info["_id"]]
+                if info.get("status") in PERMANENT_STATUSES:
+                    raw = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
+                    sends.append(await dlq.send(f"elasticsearch rejected: {json.dumps(info.get('error'))[:1500]}",
+                                                "es_rejected", raw, feedback_id=d["feedback_id"], event=ev))
+                else:
+                    transient.append(info)
+            if transient:
+                raise RuntimeError(f"{len(transient)} documents not acknowledged by Elasticsearch")
+            now = datetime.now(timezone.utc)
+            for _, d in docs:
+                metrics.END_TO_END_SECONDS.observe(max(0.0, (now - _parse_ts(d["received_at"])).total_seconds()))
+            metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(by_id) - len(failures))
+        for fut in sends:
+            await fut
+        metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+        metrics.STAGE_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+        log.info("indexed_batch", size=len(events), documents=len(docs))
+
+    @app.agent(enriched)
+    async def index(stream: Any) -> None:
+        async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_within_s):
+            await process_batch(STAGE, process, list(events))
+
+    @app.on_before_shutdown.connect
+    async def close(app: Any, **kwargs: Any) -> None:  # noqa: ARG001
+        await es.close()
+
+    return app
+
+
+def main() -> None:
+    from services.worker import run_worker
+
+    settings = get_settings()
+    run_worker(STAGE, build(settings), settings)

@@ -1,0 +1,137 @@
+"""What every faust worker shares: the app, health and metrics pages, DLQ, running.
+
+Each worker (enricher, indexer, closure, notifier) builds its app with
+``make_app`` and adds its agents. Offsets are committed by faust only for events
+the agent acknowledged, and agents acknowledge a batch only after its side effect
+(produce, index, send) succeeded: at-least-once, with idempotent side effects.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services import metrics
+from services.kafka_io import dead_letter, dumps
+from services.logs import configure_logging, get_logger
+from services.settings import Settings, service_port
+from services.topics import FEEDBACK_DLQ
+
+log = get_logger("worker")
+
+
+def make_app(service: str, settings: Settings, *, ready: Callable[[], Awaitable[bool]] | None = None) -> faust.App:
+    """A faust app named ``feedback-<service>`` with /health, /ready and /metrics pages."""
+    app = faust.App(
+        f"{settings.topic_prefix}feedback-{service}",
+        broker=[f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")],
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        datadir=str(settings.state_dir / f"{settings.topic_prefix}{service}"),
+        web_port=service_port(service, settings),
+        web_host=settings.host,
+        web_bind=settings.host,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        topic_disable_leader=True,
+        topic_allow_declare=True,  # only faust-owned topics (table changelogs)
+        topic_replication_factor=settings.topic_replication,
+        broker_session_timeout=60.0,
+        broker_heartbeat_interval=3.0,
+        stream_wait_empty=False,
+    )
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "service": service})
+
+    @app.page("/ready")
+    async def readiness(web: Any, request: Any) -> Any:
+        ok = await ready() if ready else True
+        return web.json({"ready": ok}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    @app.task
+    async def _up() -> None:
+        metrics.SERVICE_UP.labels(service).set(1)
+        log.info("worker_started", service=service)
+
+    return app
+
+
+async def side_effect(work: Awaitable[Any]) -> Any:
+    """Finish ``work`` even when the worker is being stopped.
+
+    Faust acknowledges a taken batch when the agent's loop body is left, also by
+    cancellation on SIGTERM; letting the side effect complete first keeps
+    "acknowledged" meaning "done".
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+async def process_batch(stage: str, handler: Callable[[list[Any]], Awaitable[None]], events: list[Any],
+                        attempts: int = 6) -> None:
+    """Run ``handler`` on a batch, retrying transient failures, and never ack a failed batch.
+
+    Item-level problems are dead-lettered by the handlers themselves; what reaches
+    here is infrastructure (Kafka, Elasticsearch, SMTP down). After the retries the
+    process exits without acknowledging, so the batch is redelivered after restart.
+    """
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            await side_effect(handler(events))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            log.warning("batch_failed", stage=stage, attempt=attempt, error=type(exc).__name__, detail=str(exc)[:300])
+            if attempt == attempts:
+                log.critical("batch_gave_up_exiting", stage=stage, size=len(events))
+                os._exit(70)  # unacknowledged: Kafka redelivers the batch to the next worker
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15)
+
+
+class DeadLetters:
+    """Sends failed events to feedback.dlq and counts them."""
+
+    def __init__(self, app: faust.App, settings: Settings, stage: str):
+        self.topic = app.topic(settings.topic(FEEDBACK_DLQ.name), value_serializer="raw", key_serializer="raw")
+        self.stage = stage
+
+    async def send(self, reason: str, error_type: str, original: bytes | None, *, feedback_id: str | None = None,
+                   event: Any = None) -> Any:
+        msg = getattr(event, "message", None)
+        record = dead_letter(self.stage, reason, error_type, original, feedback_id=feedback_id,
+                             topic=getattr(msg, "topic", None), partition=getattr(msg, "partition", None),
+                             offset=getattr(msg, "offset", None))
+        metrics.DEAD_LETTERS.labels(self.stage, error_type).inc()
+        metrics.EVENTS_PROCESSED.labels(self.stage, "dead_lettered").inc()
+        log.warning("dead_lettered", stage=self.stage, feedback_id=feedback_id, error_type=error_type,
+                    reason=reason[:300])
+        return await self.topic.send(key=(feedback_id or "").encode() or None, value=dumps(record))
+
+
+def run_worker(service: str, app: faust.App, settings: Settings) -> None:
+    """Run a faust app in the foreground until SIGTERM/SIGINT, then stop cleanly."""
+    from faust.worker import Worker
+
+    configure_logging(settings.log_level, service)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    worker = Worker(app, loglevel=settings.log_level.lower(), override_logging=False, quiet=True)
+    worker.execute_from_commandline()
