@@ -26,7 +26,7 @@ from services.kafka_io import dumps, utc_now
 from services.logs import get_logger
 from services.settings import Settings, get_settings
 from services.topics import CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, RESPONDENT_CONTACTS
-from services.worker import DeadLetters, make_app, process_batch
+from services.worker import DeadLetters, event_context, make_app, process_batch
 
 log = get_logger("notifier")
 STAGE = "notifier"
@@ -45,12 +45,8 @@ def build(settings: Settings | None = None):
     deliveries = app.topic(settings.topic(CLOSURE_DELIVERIES.name), value_serializer="raw", key_serializer="raw")
     dlq = DeadLetters(app, settings, STAGE)
     # Values are raw bytes (the app's serializer): the contact record as JSON, still encrypted.
-    # use_partitioner: writes happen in the shielded side-effect task, outside the stream's
-    # event context, so the changelog partition comes from the key (same partitioner as the topics).
-    contacts = app.Table("contacts", default=None, partitions=RESPONDENT_CONTACTS.partitions,
-                         use_partitioner=True)
-    sent = app.Table("sent", default=None, partitions=CLOSURE_NOTIFICATIONS.partitions,
-                     use_partitioner=True)
+    contacts = app.Table("contacts", default=None, partitions=RESPONDENT_CONTACTS.partitions)
+    sent = app.Table("sent", default=None, partitions=CLOSURE_NOTIFICATIONS.partitions)
 
     @app.agent(contacts_topic)
     async def load_contacts(stream: Any) -> None:
@@ -141,7 +137,8 @@ def build(settings: Settings | None = None):
 
     async def process(events: list[Any]) -> None:
         for ev in events:
-            await deliver(ev)
+            with event_context(ev):
+                await deliver(ev)
         metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(events))
 
     @app.agent(notifications)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -99,12 +102,30 @@ async def process_batch(stage: str, handler: Callable[[list[Any]], Awaitable[Non
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001
-            log.warning("batch_failed", stage=stage, attempt=attempt, error=type(exc).__name__, detail=str(exc)[:300])
+            log.warning("batch_failed", stage=stage, attempt=attempt, error=type(exc).__name__, detail=str(exc)[:300],
+                        exc_info=True)
             if attempt == attempts:
                 log.critical("batch_gave_up_exiting", stage=stage, size=len(events))
                 os._exit(70)  # unacknowledged: Kafka redelivers the batch to the next worker
             await asyncio.sleep(delay)
             delay = min(delay * 2, 15)
+
+
+@contextmanager
+def event_context(event: Any) -> Iterator[None]:
+    """Make ``event`` faust's current event while a batch item is processed.
+
+    Table writes need it to pick the changelog partition (the event's partition).
+    Batches are processed in a shielded task, outside the stream's own context, so
+    the context is set here explicitly.
+    """
+    from faust.streams import _current_event
+
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class DeadLetters:

@@ -1,0 +1,228 @@
+"""The docker-compose deployment, the Dockerfile and the image's constraints.
+
+Pure checks: `docker-compose config` only parses and interpolates the file; no
+Docker engine is needed. Needs `docker-compose` (Debian: apt-get install
+docker-compose) or the `docker compose` plugin for the config tests.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_DIR = ROOT / "deploy" / "compose"
+COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
+ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
+CONSTRAINTS = COMPOSE_DIR / "constraints.txt"
+
+PIPELINE = ("ingest", "api", "enricher", "indexer", "closure", "notifier")
+FEEDBACK_JOBS = ("topics-create", "es-setup")
+
+
+def compose_command() -> list[str] | None:
+    """docker-compose (v1) or `docker compose` (v2), whichever is installed."""
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without settings that would override the env file."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
+def run_config(env_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    cmd = compose_command()
+    if cmd is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    return subprocess.run([*cmd, "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config", *extra],
+                          cwd=ROOT, capture_output=True, text=True, env=clean_env(), timeout=120)
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def env_example() -> dict[str, str]:
+    out = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value.strip("'\"")
+    return out
+
+
+# --- docker-compose config ---------------------------------------------------------
+
+
+def test_compose_config_is_valid_with_example_env():
+    result = run_config(ENV_EXAMPLE, "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_config_resolves_every_service():
+    result = run_config(ENV_EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    services = resolved["services"]
+    for name in (*PIPELINE, *FEEDBACK_JOBS, "kibana-import", "kafka", "elasticsearch", "kibana", "mailpit"):
+        assert name in services, name
+    for name in PIPELINE:
+        env = services[name]["environment"]
+        assert env["FEEDBACK_ES_PASSWORD"] == env_example()["FEEDBACK_ES_PASSWORD"]
+        assert env["FEEDBACK_INGEST_API_KEYS"].startswith("{"), "JSON survives the env file"
+
+
+def test_compose_refuses_to_start_without_secrets(tmp_path):
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = run_config(empty, "-q")
+    assert result.returncode != 0
+    assert "set " in result.stderr and ".env" in result.stderr, result.stderr
+
+
+# --- structure (no binary needed) ---------------------------------------------------
+
+
+def test_every_pipeline_service_has_healthcheck_restart_and_dependencies():
+    services = compose()["services"]
+    for name in PIPELINE:
+        svc = services[name]
+        assert svc["command"] == ["run", name]
+        assert svc["restart"] == "unless-stopped", name
+        assert svc["read_only"] is True and "/tmp" in svc["tmpfs"], name
+        assert svc["cap_drop"] == ["ALL"], name
+        test = " ".join(svc["healthcheck"]["test"])
+        assert "/ready" in test, name
+        deps = svc["depends_on"]
+        assert deps["kafka"]["condition"] == "service_healthy"
+        assert deps["elasticsearch"]["condition"] == "service_healthy"
+        assert deps["topics-create"]["condition"] == "service_completed_successfully"
+        assert deps["es-setup"]["condition"] == "service_completed_successfully"
+    for name in ("kafka", "elasticsearch", "kibana", "mailpit"):
+        assert "healthcheck" in services[name], name
+        assert services[name]["restart"] == "unless-stopped", name
+    assert services["kibana-import"]["depends_on"]["kibana"]["condition"] == "service_healthy"
+
+
+def test_services_share_the_feedback_env_anchor():
+    from services.settings import SERVICE_PORTS
+
+    services = compose()["services"]
+    shared = compose()["x-feedback-env"]
+    for name in (*PIPELINE, *FEEDBACK_JOBS):
+        env = services[name]["environment"]
+        extra = set(env) - set(shared)
+        assert set(shared) <= set(env), name
+        if name in PIPELINE:
+            assert extra == {"FEEDBACK_PORT"}, name
+            assert int(env["FEEDBACK_PORT"]) == SERVICE_PORTS[name]
+            assert f"127.0.0.1:{SERVICE_PORTS[name]}/ready" in " ".join(services[name]["healthcheck"]["test"])
+        else:
+            assert not extra, name
+
+
+def test_every_variable_is_a_setting_and_secrets_come_from_env_file():
+    from pydantic import SecretStr
+
+    from services.settings import Settings
+
+    shared = compose()["x-feedback-env"]
+    fields = Settings.model_fields
+    for key, value in shared.items():
+        field = key.removeprefix("FEEDBACK_").lower()
+        assert key.startswith("FEEDBACK_") and field in fields, f"{key} is not a setting"
+        if "SecretStr" in str(fields[field].annotation) or fields[field].annotation is SecretStr:
+            assert re.fullmatch(r"\$\{[A-Z_]+(:[?-][^}]*)?\}", str(value)), f"{key} must come from .env"
+
+
+def test_env_example_defines_every_required_variable_with_placeholders():
+    text = COMPOSE_FILE.read_text()
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", text))
+    example = env_example()
+    assert required <= set(example), sorted(required - set(example))
+    secrets = [k for k in example if re.search(r"PASSWORD|KEY|TOKEN", k) and example[k]]
+    assert secrets
+    for key in secrets:
+        if key in ("KAFKA_CLUSTER_ID",):
+            continue
+        assert "change-me" in example[key].lower() or key == "FEEDBACK_CONTACT_KEYS", f"{key} looks real"
+
+
+def test_images_are_pinned():
+    for name, svc in compose()["services"].items():
+        image = svc.get("image", "")
+        if image.startswith("${FEEDBACK_IMAGE"):
+            continue
+        assert ":" in image and not image.endswith(":latest"), f"{name}: {image}"
+
+
+def test_versions_match_the_supported_ones():
+    services = compose()["services"]
+    assert services["kafka"]["image"] == "apache/kafka:3.9.1"
+    assert "8.19." in services["elasticsearch"]["image"] and "8.19." in services["kibana"]["image"]
+    assert env_example()["ELASTIC_VERSION"].startswith("8.19.")
+
+
+# --- Dockerfile and .dockerignore -------------------------------------------------------
+
+
+def test_dockerfile_is_multistage_non_root_with_healthcheck():
+    text = (ROOT / "Dockerfile").read_text()
+    froms = re.findall(r"^FROM (\S+)", text, re.M)
+    assert len(froms) >= 2 and all(f == "python:3.11-slim" for f in froms)
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK ", text, re.M)
+    assert "/health" in text
+    assert "--constraint" in text and "download.pytorch.org/whl/cpu" in text
+    assert "HF_HUB_OFFLINE=1" in text, "no weights download at run time"
+    assert 'ENTRYPOINT ["feedback"]' in text
+    assert "/models/" in text and "multilingual-e5-small" in text
+
+
+def test_dockerignore_keeps_secrets_and_venv_out_but_the_build_inputs_in():
+    lines = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    for pattern in (".git", ".venv", ".env", "tests"):
+        assert pattern in lines, pattern
+    assert "!deploy/kibana" in lines and "!deploy/compose/constraints.txt" in lines
+    assert not any(ln.startswith("models") for ln in lines), "models/ is a build input"
+
+
+def test_constraints_pin_every_dependency_within_pyproject():
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover
+        pytest.skip("tomllib needs Python 3.11")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins: dict[str, str] = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not pinned: {line}"
+            pins[canonicalize_name(name)] = version
+    for dep in project["dependencies"]:
+        req = Requirement(dep)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} missing from {CONSTRAINTS.name}"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{req.name}=={pins[name]} vs {req.specifier}"
+    assert "torch" in pins
+    assert not any(n.startswith(("nvidia-", "cuda-")) for n in pins), "GPU wheels stay out of the CPU image"
