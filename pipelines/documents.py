@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pipelines.taxonomy import theme_by_code
 from pipelines.units import units
@@ -10,6 +11,24 @@ from pipelines.units import units
 # Fields the closure loop owns on a document. A replayed enriched event must not
 # reset them, so they are only written when the document is first created.
 CLOSURE_FIELDS = ("closure_status", "closure_action_ids", "closed_at", "hours_to_closure")
+# Weeks are the county's weeks: a Monday-morning comment in Helsinki is not last week's.
+LOCAL_TZ = ZoneInfo("Europe/Helsinki")
+
+
+def iso_week(timestamp: str) -> str:
+    """``2026-W44`` for an ISO 8601 timestamp, in Helsinki time (Kibana/term facets by week)."""
+    dt = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    year, week, _ = dt.astimezone(LOCAL_TZ).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def upgrade_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """Fill fields that later mapping versions derive, on a document copied by a reindex."""
+    if "week" not in doc and doc.get("received_at"):
+        doc = {**doc, "week": iso_week(doc["received_at"])}
+    return doc
 
 
 def to_document(event: dict[str, Any], indexed_at: datetime | None = None) -> dict[str, Any]:
@@ -29,6 +48,7 @@ def to_document(event: dict[str, Any], indexed_at: datetime | None = None) -> di
         "submitted_at": event.get("submitted_at"),
         "enriched_at": event["enriched_at"],
         "indexed_at": (indexed_at or datetime.now(timezone.utc)).isoformat(),
+        "week": iso_week(event["received_at"]),
         "text": event["text"],
         "language": event["language"],
         "language_confidence": event.get("language_confidence"),

@@ -25,6 +25,7 @@ from services.es import async_es_client
 from services.http_common import install_common
 from services.kafka_io import aiokafka_producer, dumps, utc_now
 from services.logs import get_logger
+from services.search_api import search_router
 from services.settings import Settings, get_settings
 from services.topics import CLOSURE_ACTIONS
 
@@ -140,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     return name
         raise HTTPException(status_code=401, detail={"error": "unauthorized", "errors": [
             {"field": "Authorization", "problem": "missing or unknown bearer token"}]})
+
+    app.include_router(search_router(settings, lambda: state["es"], user))
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Any, exc: HTTPException) -> JSONResponse:

@@ -44,17 +44,59 @@ def versioned_index(alias: str, version: int) -> str:
 
 
 def setup_index(es: Elasticsearch, alias: str, dims: int) -> str:
-    """Install the template; create ``<alias>-v1`` behind the alias unless the alias exists.
+    """Install the template; create ``<alias>-v1`` behind the alias unless the alias exists;
+    add the per-service-area filtered aliases.
 
     Returns the index the alias points at.
     """
     body = index_template(alias, dims)
     es.indices.put_index_template(name=template_name(alias), **body)
     if es.indices.exists_alias(name=alias):
-        return next(iter(es.indices.get_alias(name=alias)))
-    index = versioned_index(alias, 1)
-    if not es.indices.exists(index=index):
-        es.indices.create(index=index, aliases={alias: {"is_write_index": True}})
+        index = current_index(es, alias)
     else:
-        es.indices.put_alias(index=index, name=alias, is_write_index=True)
+        index = versioned_index(alias, 1)
+        if not es.indices.exists(index=index):
+            es.indices.create(index=index, aliases={alias: {"is_write_index": True}})
+        else:
+            es.indices.put_alias(index=index, name=alias, is_write_index=True)
+    ensure_area_aliases(es, alias, index)
     return index
+
+
+def current_index(es: Elasticsearch, alias: str) -> str:
+    """The index the alias writes to (the only one it points at, normally)."""
+    found = es.indices.get_alias(name=alias)
+    writers = [i for i, a in found.items() if a["aliases"][alias].get("is_write_index")]
+    return (writers or sorted(found))[0]
+
+
+def area_alias(alias: str, service_area: str) -> str:
+    """The filtered alias of one service area, e.g. ``feedback-emergency``."""
+    return f"{alias}-{service_area}"
+
+
+def area_alias_actions(alias: str, index: str, op: str = "add") -> list[dict[str, Any]]:
+    """``_aliases`` actions that add (or remove) every service area's filtered alias on ``index``.
+
+    Service leads and Kibana spaces read through these, so an area only ever sees its own
+    documents (see deploy/kibana/ROLES.md). Areas come from schemas/units.json.
+    """
+    from pipelines.units import service_areas
+
+    actions: list[dict[str, Any]] = []
+    for area in sorted(service_areas()):
+        body: dict[str, Any] = {"index": index, "alias": area_alias(alias, area)}
+        if op == "add":
+            body["filter"] = {"term": {"service_area": area}}
+        actions.append({op: body})
+    return actions
+
+
+def ensure_area_aliases(es: Elasticsearch, alias: str, index: str) -> None:
+    """Point every service area's filtered alias at ``index`` only (idempotent, one atomic call)."""
+    wanted = {a["add"]["alias"] for a in area_alias_actions(alias, index)}
+    # An area alias left on another version (an interrupted reindex) would double its counts.
+    stale = [{"remove": {"index": other, "alias": name}}
+             for other, body in es.indices.get_alias(index=f"{alias}-v*").items() if other != index
+             for name in body.get("aliases", {}) if name in wanted]
+    es.indices.update_aliases(actions=stale + area_alias_actions(alias, index))
