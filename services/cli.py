@@ -110,6 +110,9 @@ def _register_optional() -> None:
             app.registered_commands.append(cmd)
     except ImportError:  # pragma: no cover
         pass
+    from services.reindex import cli as reindex_cli
+
+    app.registered_commands.extend(reindex_cli.registered_commands)
     try:
         from services.cli_ml import ml_app
 
