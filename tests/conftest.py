@@ -14,8 +14,14 @@ from pathlib import Path
 
 import pytest
 
-TEST_PORTS = {"kafka_port": 29092, "es_port": 29200, "smtp_port": 20025}
-SERVICE_PORT_OFFSET = 1000  # services under test listen on 9080, 9081, 9091..9094
+# Overridable so that two test sessions on one machine can each have their own stack
+# (e.g. FEEDBACK_TEST_KAFKA_PORT=39092 FEEDBACK_TEST_ES_PORT=39200 FEEDBACK_TEST_SMTP_PORT=30025
+# FEEDBACK_TEST_SERVICE_PORT_OFFSET=2000 FEEDBACK_TEST_STACK_DIR=/tmp/other-stack).
+TEST_PORTS = {"kafka_port": int(os.environ.get("FEEDBACK_TEST_KAFKA_PORT", "29092")),
+              "es_port": int(os.environ.get("FEEDBACK_TEST_ES_PORT", "29200")),
+              "smtp_port": int(os.environ.get("FEEDBACK_TEST_SMTP_PORT", "20025"))}
+# Services under test listen on 9080, 9081, 9091..9094 by default.
+SERVICE_PORT_OFFSET = int(os.environ.get("FEEDBACK_TEST_SERVICE_PORT_OFFSET", "1000"))
 
 
 @pytest.fixture(scope="session")
