@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             metrics.SERVICE_UP.labels("api").set(0)
+            log.info("service_stopping", service="api")
             await producer.stop()
             await state["es"].close()
 
@@ -128,7 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def ready() -> bool:
         try:
-            return bool(await state["es"].ping()) and state.get("producer") is not None
+            # Cluster health rather than ping: it also works where `HEAD /` is not served.
+            await state["es"].cluster.health(timeout="2s")
+            return state.get("producer") is not None
         except Exception:  # noqa: BLE001
             return False
 
@@ -168,4 +171,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=who)
         return {"action_id": event["action_id"], "published_by": who, "published_at": event["published_at"]}
 
+    from services.console import console_router  # here, not at the top: it imports this module
+    app.include_router(console_router(settings, state))  # console, public board, opt-out, erasure
     return app

@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             metrics.SERVICE_UP.labels("ingest").set(0)
             await producer.stop()  # flushes what is in flight before exit
-            log.info("ingest_stopped")
+            log.info("service_stopping", service="ingest")
 
     app = FastAPI(title="Feedback ingest", version="1", lifespan=lifespan,
                   description="Receives resident feedback from the app, survey tools and kiosks.")

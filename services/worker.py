@@ -61,7 +61,14 @@ def make_app(service: str, settings: Settings, *, ready: Callable[[], Awaitable[
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp wants the charset separately from the content type.
+        content_type = "; ".join(p.strip() for p in CONTENT_TYPE_LATEST.split(";") if "charset" not in p)
+        return web.bytes(generate_latest(), content_type=content_type)
+
+    @app.on_before_shutdown.connect
+    async def _down(app: faust.App, **kwargs: Any) -> None:  # noqa: ARG001
+        metrics.SERVICE_UP.labels(service).set(0)
+        log.info("service_stopping", service=service)
 
     @app.task
     async def _up() -> None:
