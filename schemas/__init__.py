@@ -13,6 +13,7 @@ EVENT_VERSIONS: dict[str, int] = {
     "feedback.received": 1,
     "feedback.enriched": 1,
     "feedback.dlq": 1,
+    "feedback.trend_alerts": 1,
     "respondent.contacts": 1,
     "closure.actions": 1,
     "closure.notifications": 1,

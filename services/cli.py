@@ -17,7 +17,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(es_app, name="es")
 app.add_typer(import_app, name="import")
 
-SERVICES = ("ingest", "api", "enricher", "indexer", "closure", "notifier")
+SERVICES = ("ingest", "api", "enricher", "indexer", "closure", "notifier", "trends")
 
 
 @app.command()
@@ -34,7 +34,7 @@ def run(service: Annotated[str, typer.Argument(help="One of: " + ", ".join(SERVI
         module = __import__(f"services.{service}", fromlist=["create_app"])
         uvicorn.run(module.create_app(settings), host=settings.host, port=service_port(service, settings),
                     log_config=None, access_log=False, timeout_graceful_shutdown=20)
-    elif service in ("enricher", "indexer", "closure", "notifier"):
+    elif service in ("enricher", "indexer", "closure", "notifier", "trends"):
         module = __import__(f"services.{service}", fromlist=["main"])
         module.main()
     else:

@@ -79,3 +79,9 @@ SERVICE_UP = Gauge(
     "1 when the service is started and its dependencies answer.",
     ["service"],
 )
+# Labels from schemas/units.json and schemas/taxonomy.json only (bounded; "other" otherwise).
+TREND_ALERTS = Counter(
+    "feedback_trend_alerts_total",
+    "Spikes of a theme's daily count above its recent baseline, by service area and theme.",
+    ["service_area", "theme"],
+)

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     index_batch_size: int = Field(500, description="Documents per bulk request.")
     index_batch_within_s: float = Field(1.0, description="Longest wait to fill a bulk request.")
 
+    # --- Trends ---------------------------------------------------------------------
+    trend_baseline_days: int = Field(7, description="Days before today that form a theme's baseline.")
+    trend_min_count: int = Field(5, description="Fewest items of one unit and theme in a day that can alert.")
+    trend_ratio: float = Field(3.0, description="A spike is at least this many times the baseline mean.")
+
     # --- Notifications ---------------------------------------------------------------
     smtp_host: str = Field("127.0.0.1", description="SMTP server host.")
     smtp_port: int = Field(10025, description="SMTP server port.")
@@ -111,6 +116,7 @@ SERVICE_PORTS: dict[str, int] = {
     "indexer": 8092,
     "closure": 8093,
     "notifier": 8094,
+    "trends": 8095,
 }
 
 

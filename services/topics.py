@@ -56,6 +56,11 @@ CLOSURE_ACTIONS = TopicSpec(
     {"retention.ms": str(365 * DAY_MS), "cleanup.policy": "delete"},
     "\"You said, we did\" actions published by service leads.",
 )
+FEEDBACK_TREND_ALERTS = TopicSpec(
+    "feedback.trend_alerts", "alert_id", "feedback.trend_alerts", 1,
+    {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"},
+    "A theme's daily count at a unit rose well above its recent baseline (trends worker).",
+)
 CLOSURE_NOTIFICATIONS = TopicSpec(
     "closure.notifications", "respondent_ref", "closure.notifications", 3,
     {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
@@ -72,6 +77,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     FEEDBACK_ENRICHED,
     FEEDBACK_DLQ,
     FEEDBACK_URGENT,
+    FEEDBACK_TREND_ALERTS,
     RESPONDENT_CONTACTS,
     CLOSURE_ACTIONS,
     CLOSURE_NOTIFICATIONS,
