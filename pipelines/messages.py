@@ -28,6 +28,7 @@ class RenderedMessage:
     language: str
     subject: str
     body: str
+    opt_out_url: str | None = None  # also sent as List-Unsubscribe (RFC 2369/8058) with email
 
 
 def pick_language(wanted: str, available: dict[str, Any]) -> str:
@@ -43,4 +44,5 @@ def render(wanted_language: str, messages: dict[str, str], unit_names: dict[str,
     lang = pick_language(wanted_language, messages)
     unit = unit_names.get(lang) or next(iter(unit_names.values()))
     return RenderedMessage(lang, SUBJECTS[lang].format(unit=unit),
-                           BODIES[lang].format(unit=unit, message=messages[lang].strip(), opt_out=opt_out_url))
+                           BODIES[lang].format(unit=unit, message=messages[lang].strip(), opt_out=opt_out_url),
+                           opt_out_url)

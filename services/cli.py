@@ -113,6 +113,10 @@ def _register_optional() -> None:
     from services.reindex import cli as reindex_cli
 
     app.registered_commands.extend(reindex_cli.registered_commands)
+    from services.cli_privacy import privacy_app
+
+    app.registered_commands.extend(privacy_app.registered_commands)  # erase
+    app.registered_groups.extend(privacy_app.registered_groups)  # contacts
     try:
         from services.cli_ml import ml_app
 

@@ -1,5 +1,9 @@
 """Closure worker: closure.actions -> one notification per consenting respondent,
-and every matching document marked closed with the action id.
+every matching document marked closed with the action id, and the action recorded
+in the audit store ``<alias>-actions`` (who published it, when, what it matched).
+
+It also keeps the per-unit closure gauges (feedback_closure_rate_ratio,
+feedback_closure_median_hours) fresh from an Elasticsearch aggregation.
 
 Replaying an action is harmless: notification ids are derived from (action,
 respondent), so the notifier drops repeats, and documents already carrying the
@@ -14,12 +18,15 @@ from typing import Any
 from elasticsearch.helpers import async_bulk
 
 from pipelines.closure import closure_update, matching_query, notification_id, recipients
+from pipelines.closure_stats import closure_stats, closure_stats_query
+from pipelines.units import units
 from schemas.validate import event_errors, validate_event
 from services import metrics
 from services.es import async_es_client
 from services.kafka_io import dumps, utc_now
 from services.logs import get_logger
 from services.settings import Settings, get_settings
+from services.stores import actions_index, async_ensure_index
 from services.topics import CLOSURE_ACTIONS, CLOSURE_NOTIFICATIONS
 from services.worker import DeadLetters, make_app, process_batch
 
@@ -62,6 +69,21 @@ def build(settings: Settings | None = None):
     notifications = app.topic(settings.topic(CLOSURE_NOTIFICATIONS.name), value_serializer="raw",
                               key_serializer="raw")
     dlq = DeadLetters(app, settings, STAGE)
+    audit_ready: list[bool] = []
+
+    async def audit(action: dict[str, Any], status: str, **counts: Any) -> None:
+        """Upsert the action's audit record (_id = action_id: a replay overwrites, never duplicates)."""
+        if not audit_ready:
+            await async_ensure_index(es, settings.index_alias, "actions")
+            audit_ready.append(True)
+        unit = units().get(action["unit"])
+        record = {k: action[k] for k in ("action_id", "unit", "themes", "period", "messages", "published_by",
+                                         "published_at") if k in action}
+        if action.get("title"):
+            record["title"] = action["title"]
+        record.update(service_area=unit.service_area if unit else None, status=status, processed_at=utc_now(),
+                      **counts)
+        await es.index(index=actions_index(settings.index_alias), id=action["action_id"], document=record)
 
     async def handle(ev: Any) -> None:
         raw: bytes = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
@@ -76,6 +98,7 @@ def build(settings: Settings | None = None):
                                   "schema_violation", raw, event=ev))
             metrics.CLOSURE_ACTIONS.labels("invalid").inc()
             return
+        await audit(action, "received")
         await es.indices.refresh(index=settings.index_alias)
         docs = await matching_documents(es, settings.index_alias, action)
         people = recipients(docs)
@@ -93,7 +116,13 @@ def build(settings: Settings | None = None):
                     "retry_on_conflict": 3, "doc": u}
                    for d in docs if (u := closure_update(d, action)) is not None]
         if updates:
-            await async_bulk(es, updates, max_retries=5, initial_backoff=1, refresh="wait_for")
+            _, failures = await async_bulk(es, updates, max_retries=5, initial_backoff=1, refresh="wait_for",
+                                           raise_on_error=False)
+            # 404: the document was erased since the search; anything else is worth a retry.
+            real = [f for f in failures if next(iter(f.values())).get("status") != 404]
+            if real:
+                raise RuntimeError(f"{len(real)} documents not marked closed")
+        await audit(action, "processed", matched_feedback=len(docs), notifications=len(people))
         metrics.CLOSURE_ACTIONS.labels("processed").inc()
         metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc()
         log.info("action_processed", action_id=action["action_id"], unit=action["unit"], matched=len(docs),
@@ -109,6 +138,27 @@ def build(settings: Settings | None = None):
     async def close_loop(stream: Any) -> None:
         async for events in stream.take_events(20, within=0.5):
             await process_batch(STAGE, process, list(events))
+
+    @app.timer(interval=settings.closure_metrics_interval_s, on_leader=False)
+    async def closure_gauges() -> None:
+        """Closure rate and median hours to closure per unit, as Prometheus gauges."""
+        try:
+            resp = await es.search(index=settings.index_alias,
+                                   **closure_stats_query(settings.closure_metrics_window_days))
+        except Exception as exc:  # noqa: BLE001 - metrics must never stop the worker
+            log.warning("closure_gauges_failed", error=type(exc).__name__)
+            return
+        stats = closure_stats(resp)
+        for unit, s in stats.items():
+            metrics.CLOSURE_RATE.labels(unit).set(s.rate)
+            if s.median_hours is not None:
+                metrics.CLOSURE_MEDIAN_HOURS.labels(unit).set(s.median_hours)
+        for unit in set(units()) - set(stats):
+            for gauge in (metrics.CLOSURE_RATE, metrics.CLOSURE_MEDIAN_HOURS):
+                try:
+                    gauge.remove(unit)
+                except KeyError:
+                    pass
 
     @app.on_before_shutdown.connect
     async def close(app: Any, **kwargs: Any) -> None:  # noqa: ARG001

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import smtplib
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 import httpx
 
@@ -24,6 +23,11 @@ class NoAddressError(PermanentDeliveryError):
     """The contact has no address for the chosen channel."""
 
 
+def message_id(settings: Settings, notification_id: str) -> str:
+    domain = settings.mail_from.rpartition("@")[2] or "feedback.invalid"
+    return f"<{notification_id}@{domain}>"
+
+
 def send_email(settings: Settings, contact: Contact, msg: RenderedMessage, notification_id: str) -> None:
     if not contact.email:
         raise NoAddressError("no email address")
@@ -31,9 +35,14 @@ def send_email(settings: Settings, contact: Contact, msg: RenderedMessage, notif
     mail["From"] = settings.mail_from
     mail["To"] = contact.email
     mail["Subject"] = msg.subject
-    mail["Message-ID"] = make_msgid(idstring=notification_id.replace("-", ""), domain="feedback.invalid")
+    # Derived from the notification id, so a resend after a crash carries the same Message-ID
+    # (mail stores such as Gmail show one message per Message-ID).
+    mail["Message-ID"] = message_id(settings, notification_id)
     mail["X-Notification-Id"] = notification_id
     mail["Content-Language"] = msg.language
+    if msg.opt_out_url:
+        mail["List-Unsubscribe"] = f"<{msg.opt_out_url}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.set_content(msg.body)
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:

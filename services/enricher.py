@@ -52,6 +52,8 @@ def build(settings: Settings | None = None):
         valid: list[tuple[Any, dict[str, Any]]] = []
         sends = []
         for ev in events:
+            if ev.value is None:  # tombstone: an erasure removed this feedback; nothing to enrich
+                continue
             raw: bytes = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
             try:
                 payload = json.loads(raw)

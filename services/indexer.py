@@ -20,7 +20,8 @@ from services import metrics
 from services.es import async_es_client
 from services.logs import get_logger
 from services.settings import Settings, get_settings
-from services.topics import FEEDBACK_ENRICHED
+from services.stores import erasures_index
+from services.topics import FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGENT
 from services.worker import DeadLetters, make_app, process_batch
 
 log = get_logger("indexer")
@@ -60,6 +61,33 @@ async def mark_duplicates(es: Any, alias: str, docs: list[dict[str, Any]]) -> No
             first[fp] = (d["received_at"], d["feedback_id"])
 
 
+async def erased_refs(es: Any, alias: str, refs: set[str]) -> dict[str, str]:
+    """Which of ``refs`` are on the erasure list, with when (a realtime GET: no refresh needed)."""
+    if not refs:
+        return {}
+    resp = await es.options(ignore_status=404).mget(index=erasures_index(alias), ids=sorted(refs),
+                                                    _source=["erased_at"])
+    return {d["_id"]: d["_source"]["erased_at"] for d in resp.get("docs", []) if d.get("found")}
+
+
+def erased_before(doc: dict[str, Any], erased: dict[str, str]) -> bool:
+    """Feedback given before its respondent was erased (still in flight then): drop it.
+    Feedback given after is new data the person chose to give, and is kept."""
+    at = erased.get(doc.get("respondent_ref") or "")
+    return at is not None and _parse_ts(doc["received_at"]) <= _parse_ts(at)
+
+
+async def delete_documents(es: Any, alias: str, ids: list[str]) -> None:
+    """Delete documents by id; one that is already gone is fine."""
+    if not ids:
+        return
+    _, failures = await async_bulk(es, [{"_op_type": "delete", "_index": alias, "_id": i} for i in ids],
+                                   raise_on_error=False, raise_on_exception=True, max_retries=5, initial_backoff=1)
+    real = [f for f in failures if next(iter(f.values())).get("status") != 404]
+    if real:
+        raise RuntimeError(f"{len(real)} documents not deleted by Elasticsearch")
+
+
 def build(settings: Settings | None = None):
     settings = settings or get_settings()
     es = async_es_client(settings)
@@ -72,13 +100,21 @@ def build(settings: Settings | None = None):
 
     app = make_app(STAGE, settings, ready=ready)
     enriched = app.topic(settings.topic(FEEDBACK_ENRICHED.name), value_serializer="raw", key_serializer="raw")
+    # Where the indexer writes tombstones for feedback of erased respondents it drops.
+    erasable = [app.topic(settings.topic(t.name), value_serializer="raw", key_serializer="raw")
+                for t in (FEEDBACK_RECEIVED, FEEDBACK_ENRICHED, FEEDBACK_URGENT)]
     dlq = DeadLetters(app, settings, STAGE)
 
     async def process(events: list[Any]) -> None:
         started = time.perf_counter()
         docs: list[tuple[Any, dict[str, Any]]] = []
         sends = []
+        deletes: list[str] = []
         for ev in events:
+            if ev.value is None:  # tombstone written by an erasure: the document goes too
+                if ev.key:
+                    deletes.append(ev.key.decode() if isinstance(ev.key, bytes) else str(ev.key))
+                continue
             raw: bytes = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
             try:
                 payload = json.loads(raw)
@@ -112,6 +148,17 @@ def build(settings: Settings | None = None):
             for _, d in docs:
                 metrics.END_TO_END_SECONDS.observe(max(0.0, (now - _parse_ts(d["received_at"])).total_seconds()))
             metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(by_id) - len(failures))
+            # Checked after the write, so an erasure running now either finds the document
+            # (its search comes after this write) or is seen here (its list entry came first).
+            erased = await erased_refs(es, settings.index_alias,
+                                       {d["respondent_ref"] for _, d in by_id.values() if d.get("respondent_ref")})
+            dropped = [fid for fid, (_, d) in by_id.items() if erased_before(d, erased)]
+            for fid in dropped:
+                for topic in erasable:
+                    sends.append(await topic.send(key=fid.encode(), value=None))
+            deletes.extend(dropped)
+            metrics.ERASED_DROPPED.inc(len(dropped))
+        await delete_documents(es, settings.index_alias, deletes)
         for fut in sends:
             await fut
         metrics.BATCH_SIZE.labels(STAGE).observe(len(events))

@@ -85,3 +85,39 @@ TREND_ALERTS = Counter(
     "Spikes of a theme's daily count above its recent baseline, by service area and theme.",
     ["service_area", "theme"],
 )
+NOTIFICATIONS_RESUMED = Counter(
+    "feedback_notifications_resumed_total",
+    "Notifications found handed-to-channel-but-unconfirmed after a crash, sent again with the same "
+    "Message-ID / Idempotency-Key.",
+    ["channel"],
+)
+# Unit codes come from schemas/units.json: a bounded label set, and not personal.
+CLOSURE_RATE = Gauge(
+    "feedback_closure_rate_ratio",
+    "Share of a unit's feedback (received within the metrics window) answered by a published action.",
+    ["unit"],
+)
+CLOSURE_MEDIAN_HOURS = Gauge(
+    "feedback_closure_median_hours",
+    "Median hours from receiving feedback to the first action that answered it, per unit.",
+    ["unit"],
+)
+OPT_OUTS = Counter(
+    "feedback_opt_outs_total",
+    "Opt-out link uses by outcome (withdrawn, already_withdrawn, no_contact, invalid).",
+    ["outcome"],
+)
+ERASURES = Counter(
+    "feedback_erasures_total",
+    "Respondents erased, by how the request identified them (ref, email, phone).",
+    ["identified_by"],
+)
+ERASED_DROPPED = Counter(
+    "feedback_erased_items_dropped_total",
+    "Feedback of an already erased respondent that the indexer dropped while in flight.",
+)
+CONSOLE_LOGINS = Counter(
+    "feedback_console_logins_total",
+    "Service-lead console sign-ins by outcome (ok, rejected, throttled).",
+    ["outcome"],
+)

@@ -4,17 +4,29 @@ Contacts are read from the compacted respondent.contacts topic into a faust tabl
 (still encrypted; decrypted only for the moment of sending). Both topics are keyed
 by respondent_ref with the same partition count, so a worker holds the contacts of
 exactly the respondents whose notifications it receives. Consent is checked at send
-time, and a table of sent notification ids makes every notification go out once.
+time; a tombstone (erasure) drops the contact and the respondent's log.
+
+Exactly-once as far as it can be had (docs/closure-loop.md): every respondent has a
+log in the ``notified`` table (pipelines/notification_log.py). Before a message is
+handed to a channel its entry becomes ``sending``, and only after that changelog
+record is acknowledged by Kafka does the send start; the outcome (``delivered``,
+``failed``, ``skipped_*``) is made durable the same way before its receipt goes to
+closure.deliveries. A notification redelivered after a crash is therefore skipped
+if its outcome is known, and resent with the same Message-ID / Idempotency-Key if
+it was ``sending`` (handed over, outcome unknown). A frequency cap per respondent
+(settings.notify_max_per_week) is checked against the same log.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
+from pipelines import notification_log as nlog
 from pipelines.messages import render
 from pipelines.optout import opt_out_url
 from pipelines.units import units
@@ -25,7 +37,7 @@ from services.delivery import SENDERS, NoAddressError, PermanentDeliveryError
 from services.kafka_io import dumps, utc_now
 from services.logs import get_logger
 from services.settings import Settings, get_settings
-from services.topics import CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, RESPONDENT_CONTACTS
+from services.topics import CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, DAY_MS, RESPONDENT_CONTACTS
 from services.worker import DeadLetters, event_context, make_app, process_batch
 
 log = get_logger("notifier")
@@ -45,8 +57,15 @@ def build(settings: Settings | None = None):
     deliveries = app.topic(settings.topic(CLOSURE_DELIVERIES.name), value_serializer="raw", key_serializer="raw")
     dlq = DeadLetters(app, settings, STAGE)
     # Values are raw bytes (the app's serializer): the contact record as JSON, still encrypted.
-    contacts = app.Table("contacts", default=None, partitions=RESPONDENT_CONTACTS.partitions)
-    sent = app.Table("sent", default=None, partitions=CLOSURE_NOTIFICATIONS.partitions)
+    # The changelogs hold copies of the contacts: compacted on the same schedule as the
+    # topic itself, so an erasure's tombstone clears them as fast (docs/privacy.md).
+    changelog = {k: v for k, v in RESPONDENT_CONTACTS.config.items() if k != "cleanup.policy"}
+    changelog["max.compaction.lag.ms"] = str(DAY_MS)
+    contacts = app.Table("contacts", default=None, partitions=RESPONDENT_CONTACTS.partitions,
+                         extra_topic_configs=changelog)
+    # respondent_ref -> that respondent's notification log (pipelines/notification_log.py).
+    notified = app.Table("notified", default=None, partitions=CLOSURE_NOTIFICATIONS.partitions,
+                         extra_topic_configs=changelog)
 
     @app.agent(contacts_topic)
     async def load_contacts(stream: Any) -> None:
@@ -54,7 +73,8 @@ def build(settings: Settings | None = None):
             if ev.key is None:
                 continue
             if ev.value is None:  # tombstone: the respondent was erased
-                contacts.pop(ev.key, None)
+                contacts.pop(ev.key, None)  # also writes a tombstone to the table's changelog
+                notified.pop(ev.key, None)
                 continue
             try:
                 record = json.loads(ev.value)
@@ -80,6 +100,30 @@ def build(settings: Settings | None = None):
             await asyncio.sleep(0.5)
         return None if raw is None else json.loads(raw)
 
+    async def save(ref_key: bytes, entries: nlog.RespondentLog) -> None:
+        """Set the respondent's log and wait until Kafka acknowledges its changelog record.
+
+        ``table[key] = value`` only buffers the changelog write; a SIGKILL right after
+        it could lose the record, and a lost "delivered" would mean a duplicate after
+        restart. So the store is set directly and the changelog record awaited.
+        """
+        value = nlog.dump(entries)
+        notified.data[ref_key] = value
+        await notified.send_changelog(notified.partition_for_key(ref_key), ref_key, value)
+
+    async def finish(note: dict[str, Any], entries: nlog.RespondentLog, status: str, channel: str | None,
+                     attempts: int, reason: str | None = None, language: str | None = None) -> None:
+        """Record the outcome durably, then its receipt, then that the receipt went out."""
+        now = datetime.now(timezone.utc)
+        nid, ref_key = note["notification_id"], note["respondent_ref"].encode()
+        entry = nlog.Entry(status, now, False, channel, language, attempts)
+        entries = nlog.with_entry(entries, nid, entry, now)
+        await save(ref_key, entries)
+        await (await receipt(note, status, channel, attempts, reason, language))
+        # Not awaited: if this is lost, the receipt is written again (receipts are keyed by id).
+        notified[ref_key] = nlog.dump(nlog.with_entry(entries, nid, nlog.Entry(
+            status, now, True, channel, language, attempts), now))
+
     async def deliver(ev: Any) -> None:
         raw: bytes = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
         try:
@@ -90,50 +134,66 @@ def build(settings: Settings | None = None):
         except Exception as exc:  # noqa: BLE001
             await (await dlq.send(f"bad notification: {exc}", type(exc).__name__, raw, event=ev))
             return
-        nid = note["notification_id"]
-        if sent.get(nid.encode()):
+        nid, ref_key = note["notification_id"], note["respondent_ref"].encode()
+        entries = nlog.load(notified.get(ref_key))
+        done = entries.get(nid)
+        if done is not None and done.status in nlog.FINAL:
+            if not done.receipt_sent:  # stopped between the outcome and its receipt
+                await finish(note, entries, done.status, done.channel, done.attempts,
+                             "receipt written after a restart", done.language)
+                return
             metrics.NOTIFICATIONS.labels("none", "skipped_duplicate").inc()
             log.info("notification_duplicate_skipped", notification_id=nid)
             return
-        record = await contact_for(note["respondent_ref"].encode())
+        resumed = done is not None and done.status == nlog.SENDING
+        record = await contact_for(ref_key)
         if record is None:
-            await (await receipt(note, "skipped_no_contact", None, 0, "no contact record"))
-            sent[nid.encode()] = b"skipped_no_contact"
+            await finish(note, entries, "skipped_no_contact", None, 0, "no contact record")
             return
         if not record["consent"]["follow_up"]:
-            await (await receipt(note, "skipped_no_consent", None, 0, "respondent has not consented"))
-            sent[nid.encode()] = b"skipped_no_consent"
+            await finish(note, entries, "skipped_no_consent", None, 0, "respondent has not consented")
             return
         channel = record["preferred_channel"]
+        now = datetime.now(timezone.utc)
+        if nlog.over_cap(entries, nid, now, settings.notify_max_per_week):
+            await finish(note, entries, "skipped_frequency_cap", channel, 0,
+                         f"already {settings.notify_max_per_week} messages in 7 days")
+            return
         contact = vault.decrypt(record["contact_ciphertext"])
         unit = units().get(note["unit"])
         message = render(record.get("language") or note["language"], note["messages"],
                          unit.names if unit else {"fi": note["unit"]},
                          opt_out_url(settings.public_base_url, key, note["respondent_ref"]))
+        # Durable before the channel sees anything: after a crash, "sending" says it may have gone.
+        entries = nlog.with_entry(entries, nid, nlog.Entry(nlog.SENDING, now, False, channel, message.language),
+                                  now)
+        await save(ref_key, entries)
+        if resumed:
+            metrics.NOTIFICATIONS_RESUMED.labels(channel).inc()
+            log.warning("notification_resent_after_restart", notification_id=nid, channel=channel)
         sender = SENDERS[channel]
         attempts = 0
         started = time.perf_counter()
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.5, max=10),
-                                               retry=retry_if_not_exception_type(PermanentDeliveryError),
-                                               reraise=True):
+            async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(settings.notify_retry_attempts),
+                    wait=wait_exponential(multiplier=settings.notify_retry_initial_s, max=10),
+                    retry=retry_if_not_exception_type(PermanentDeliveryError), reraise=True):
                 with attempt:
                     attempts += 1
                     await asyncio.get_running_loop().run_in_executor(None, sender, settings, contact, message, nid)
         except NoAddressError as exc:
-            await (await receipt(note, "skipped_no_contact", channel, attempts, str(exc), message.language))
-            sent[nid.encode()] = b"skipped_no_contact"
+            await finish(note, entries, "skipped_no_contact", channel, attempts, str(exc), message.language)
             return
         except Exception as exc:  # noqa: BLE001 - permanent, or transient after every retry
-            await (await receipt(note, "failed", channel, attempts, f"{type(exc).__name__}: {exc}"[:500],
-                                 message.language))
-            sent[nid.encode()] = b"failed"
+            await finish(note, entries, "failed", channel, attempts, f"{type(exc).__name__}: {exc}"[:500],
+                         message.language)
             log.warning("notification_failed", notification_id=nid, channel=channel, error=type(exc).__name__)
             return
-        sent[nid.encode()] = b"delivered"
         metrics.NOTIFICATION_SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
-        await (await receipt(note, "delivered", channel, attempts, None, message.language))
-        log.info("notification_delivered", notification_id=nid, channel=channel, language=message.language)
+        await finish(note, entries, "delivered", channel, attempts, None, message.language)
+        log.info("notification_delivered", notification_id=nid, channel=channel, language=message.language,
+                 attempts=attempts)
 
     async def process(events: list[Any]) -> None:
         for ev in events:

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         default_factory=lambda: {"demo-lead": SecretStr("dev-lead-token")},
         description="Bearer token per service lead user, JSON object {user: token}.",
     )
+    privacy_officers: list[str] = Field(
+        default_factory=lambda: ["demo-lead"],
+        description="Users (keys of api_tokens) allowed to erase a respondent (POST /v1/erasure).",
+    )
+    console_session_hours: float = Field(8.0, description="Lifetime of a console session cookie.")
 
     # --- Enrichment ----------------------------------------------------------------
     embedder: str = Field(
@@ -89,6 +94,14 @@ class Settings(BaseSettings):
     sms_gateway_url: str | None = Field(None, description="HTTP SMS gateway endpoint (POST JSON {to, text}).")
     push_webhook_url: str | None = Field(None, description="HTTP app-push webhook (POST JSON {token, title, body}).")
     mail_from: str = Field("palaute@hyvinvointialue.example", description="Sender address of notifications.")
+    notify_max_per_week: int = Field(
+        3, description="Frequency cap: most messages one respondent gets in 7 days (0 = no cap).")
+    notify_retry_attempts: int = Field(5, description="Delivery attempts per notification before it fails.")
+    notify_retry_initial_s: float = Field(0.5, description="First retry delay; doubles per attempt (max 10 s).")
+    closure_metrics_interval_s: float = Field(
+        60.0, description="How often the closure worker recomputes the per-unit closure gauges.")
+    closure_metrics_window_days: int = Field(
+        90, description="Closure gauges cover feedback received in this many past days.")
 
     # --- Operations -----------------------------------------------------------------
     port: int | None = Field(None, description="HTTP port of this service (health, metrics, API); default per service.")

@@ -23,15 +23,22 @@ class TopicSpec:
     description: str = ""
 
 
+# Topics that hold one respondent's feedback are "compact,delete": time retention as
+# before, plus compaction so that an erasure's tombstone (null value under the
+# feedback_id) removes the record within about two days (segment.ms rolls the
+# segment, max.compaction.lag.ms forces the cleaner) instead of at retention.
+ERASABLE = {"min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(DAY_MS), "segment.ms": str(DAY_MS),
+            "delete.retention.ms": str(DAY_MS)}
+
 FEEDBACK_RECEIVED = TopicSpec(
     "feedback.received", "feedback_id", "feedback.received", 6,
     # Raw text may still hold personal data: keep it only as long as replay needs.
-    {"retention.ms": str(14 * DAY_MS), "cleanup.policy": "delete"},
+    {"retention.ms": str(14 * DAY_MS), "cleanup.policy": "compact,delete", **ERASABLE},
     "Validated feedback from every channel, raw text, no contact details.",
 )
 FEEDBACK_ENRICHED = TopicSpec(
     "feedback.enriched", "feedback_id", "feedback.enriched", 6,
-    {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"},
+    {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "compact,delete", **ERASABLE},
     "Redacted, embedded and classified feedback; the indexer's input and the replay source.",
 )
 FEEDBACK_DLQ = TopicSpec(
@@ -41,7 +48,7 @@ FEEDBACK_DLQ = TopicSpec(
 )
 FEEDBACK_URGENT = TopicSpec(
     "feedback.urgent", "feedback_id", "feedback.enriched", 1,
-    {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "compact,delete", **ERASABLE},
     "Enriched feedback flagged urgent (safeguarding, self-harm, threats).",
 )
 RESPONDENT_CONTACTS = TopicSpec(
@@ -71,6 +78,13 @@ CLOSURE_DELIVERIES = TopicSpec(
     {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"},
     "Delivery receipts of notifications.",
 )
+GDPR_ERASURE = TopicSpec(
+    "gdpr.erasure", "respondent_ref", "gdpr.erasure", 1,
+    # Proof that an erasure was done (who asked, when, what was removed): the pseudonymous
+    # ref and counts only, never contact details or text.
+    {"retention.ms": str(3 * 365 * DAY_MS), "cleanup.policy": "delete"},
+    "Confirmation of each completed erasure of a respondent.",
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     FEEDBACK_RECEIVED,
@@ -82,4 +96,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     CLOSURE_ACTIONS,
     CLOSURE_NOTIFICATIONS,
     CLOSURE_DELIVERIES,
+    GDPR_ERASURE,
 )

@@ -1,0 +1,69 @@
+"""The notifier's per-respondent log: which notifications were handled, how, and when.
+
+One small JSON object per respondent_ref, ``{notification_id: [status, at, receipt_sent]}``,
+kept in a faust table keyed by the ref (co-partitioned with closure.notifications).
+It gives three things: idempotency (a notification already handled is not sent
+again), crash recovery (``sending`` means "handed to the channel, outcome unknown")
+and the frequency cap (messages handed to a channel in the last 7 days).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+SENDING = "sending"
+DELIVERED = "delivered"
+# Outcomes after which a notification is never attempted again.
+FINAL = frozenset({DELIVERED, "failed", "skipped_no_consent", "skipped_no_contact", "skipped_frequency_cap"})
+WEEK = timedelta(days=7)
+# Longer than closure.actions is kept (365 days): a replayed action is still recognised.
+KEEP = timedelta(days=400)
+
+
+@dataclass(frozen=True)
+class Entry:
+    status: str
+    at: datetime
+    receipt_sent: bool = False
+    channel: str | None = None
+    language: str | None = None
+    attempts: int = 0
+
+
+RespondentLog = dict[str, Entry]
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def load(raw: bytes | str | None) -> RespondentLog:
+    """Parse a table value (None for a respondent never notified)."""
+    if not raw:
+        return {}
+    return {nid: Entry(v[0], _ts(v[1]), *v[2:6]) for nid, v in json.loads(raw).items()}
+
+
+def dump(log: RespondentLog) -> bytes:
+    return json.dumps({nid: [e.status, e.at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+                             e.receipt_sent, e.channel, e.language, e.attempts] for nid, e in sorted(log.items())},
+                      separators=(",", ":")).encode()
+
+
+def with_entry(log: RespondentLog, nid: str, entry: Entry, now: datetime) -> RespondentLog:
+    """A copy of ``log`` with ``nid`` set and entries older than KEEP dropped."""
+    kept = {k: e for k, e in log.items() if now - e.at <= KEEP and k != nid}
+    kept[nid] = entry
+    return kept
+
+
+def sent_in_window(log: RespondentLog, now: datetime, exclude: str | None = None, window: timedelta = WEEK) -> int:
+    """Messages handed to a channel (delivered, or maybe: sending) within ``window`` before ``now``."""
+    return sum(1 for nid, e in log.items()
+               if nid != exclude and e.status in (DELIVERED, SENDING) and now - e.at < window)
+
+
+def over_cap(log: RespondentLog, nid: str, now: datetime, max_per_week: int) -> bool:
+    """Whether sending ``nid`` now would exceed the respondent's weekly cap (0 = no cap)."""
+    return max_per_week > 0 and sent_in_window(log, now, exclude=nid) >= max_per_week
