@@ -22,7 +22,10 @@ COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
 CONSTRAINTS = COMPOSE_DIR / "constraints.txt"
 
-PIPELINE = ("ingest", "api", "enricher", "indexer", "closure", "notifier")
+# Every service of services/settings.SERVICE_PORTS: a new service must be deployed too.
+from services.settings import SERVICE_PORTS  # noqa: E402
+
+PIPELINE = tuple(SERVICE_PORTS)
 FEEDBACK_JOBS = ("topics-create", "es-setup")
 
 

@@ -24,7 +24,8 @@ REQUIRED = {
     "latency": "feedback_ingest_to_index_seconds_bucket",
     "dead letters": "feedback_dead_letters_total",
     "sentiment over time": "feedback_classified_total",
-    "closure rate": "feedback_closure_actions_total",
+    "closure actions": "feedback_closure_actions_total",
+    "closure rate": "feedback_closure_rate_ratio",
     "notification outcomes": "feedback_notifications_total",
 }
 

@@ -27,7 +27,11 @@ OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomiz
 COMPOSE_FILE = ROOT / "deploy" / "compose" / "docker-compose.yml"
 
 K8S_VERSION = "1.32.0"
-PIPELINE = ("ingest", "api", "enricher", "indexer", "closure", "notifier")
+# Every service of services/settings.SERVICE_PORTS: a new service must be deployed too.
+from services.settings import SERVICE_PORTS  # noqa: E402
+
+PIPELINE = tuple(SERVICE_PORTS)
+HTTP_SERVICES = ("ingest", "api")
 # Workloads that compose and Kubernetes both run, with the same command and settings.
 SHARED_WORKLOADS = (*PIPELINE, "topics-create", "es-setup", "kibana-import")
 # Faust workers: input topic of each (the KEDA lag trigger).
@@ -36,6 +40,7 @@ WORKER_INPUT = {
     "indexer": "feedback.enriched",
     "closure": "closure.actions",
     "notifier": "closure.notifications",
+    "trends": "feedback.enriched",
 }
 CUSTOM_KINDS = {
     ("kafka.strimzi.io", "Kafka"), ("kafka.strimzi.io", "KafkaNodePool"), ("kafka.strimzi.io", "KafkaTopic"),
@@ -227,6 +232,8 @@ def test_network_policies_deny_by_default_and_allow_the_pipeline_flows(overlay):
     ports = {p["port"] for rule in flows["egress"] for p in rule["ports"]}
     assert ports == {9092, 9200}
     assert any(p["port"] == 53 for rule in policies["allow-dns"]["spec"]["egress"] for p in rule["ports"])
+    scrape = {p["port"] for rule in policies["prometheus-to-pipeline"]["spec"]["ingress"] for p in rule["ports"]}
+    assert set(SERVICE_PORTS.values()) <= scrape, "Prometheus must reach every service's port"
 
 
 # --- settings and secrets -------------------------------------------------------------------
@@ -356,6 +363,8 @@ def test_keda_scales_each_worker_on_lag_within_its_partitions(overlay):
     docs = render(overlay)
     scaled = of_kind(docs, "ScaledObject")
     deployments = of_kind(docs, "Deployment")
+    workers = set(PIPELINE) - set(HTTP_SERVICES)
+    assert workers == set(WORKER_INPUT), "add the new worker's input topic to WORKER_INPUT and a ScaledObject"
     assert set(scaled) == set(WORKER_INPUT)
     for worker, topic in WORKER_INPUT.items():
         spec = scaled[worker]["spec"]
