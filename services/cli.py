@@ -110,9 +110,11 @@ def _register_optional() -> None:
             app.registered_commands.append(cmd)
     except ImportError:  # pragma: no cover
         pass
+    from services.bench_search import bench_app
     from services.reindex import cli as reindex_cli
 
     app.registered_commands.extend(reindex_cli.registered_commands)
+    app.add_typer(bench_app, name="bench")
     from services.cli_privacy import privacy_app
 
     app.registered_commands.extend(privacy_app.registered_commands)  # erase
