@@ -13,6 +13,8 @@ app = typer.Typer(help="Resident feedback pipeline.", no_args_is_help=True, add_
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 es_app = typer.Typer(help="Elasticsearch index and alias.", no_args_is_help=True)
 import_app = typer.Typer(help="Import feedback exported by other tools.", no_args_is_help=True)
+dlq_app = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(topics_app, name="topics")
 app.add_typer(es_app, name="es")
 app.add_typer(import_app, name="import")
@@ -91,6 +93,39 @@ def import_survey_csv(
         typer.echo(f"row {row}: " + "; ".join(f"{e['field']}: {e['problem']}" for e in errors), err=True)
     if report.rejected:
         raise typer.Exit(code=2)
+
+
+@app.command()
+def replay(
+    topic: Annotated[str, typer.Argument(help="Base topic name, e.g. feedback.enriched.")],
+    since: Annotated[Optional[str], typer.Option(help="Only records written at or after this ISO time.")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Only records written before this ISO time.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count, do not produce.")] = False,
+) -> None:
+    """Put a topic's records on it again (downstream writes are idempotent)."""
+    from services.replay import parse_when
+    from services.replay import replay as do_replay
+
+    try:
+        report = do_replay(get_settings(), topic, parse_when(since), parse_when(until), dry_run)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(json.dumps({"copied": report.copied, "skipped": report.skipped, "dry_run": dry_run}))
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    stage: Annotated[Optional[str], typer.Option(help="Only this stage's dead letters (enricher, indexer).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count, do not produce or commit.")] = False,
+) -> None:
+    """Send dead letters back to their stage's input topic, each at most once."""
+    from services.replay import redrive
+
+    try:
+        report = redrive(get_settings(), stage, dry_run)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(json.dumps({"redriven": report.copied, "skipped": report.skipped, "dry_run": dry_run}))
 
 
 @app.command()

@@ -1,0 +1,153 @@
+"""Replaying topics and redriving dead letters.
+
+Every side effect downstream is idempotent (document _id = feedback_id, notification
+ids derived from action and respondent, the notifier's sent table), so putting
+records on a topic again is safe: that is what makes replay and redrive the
+standard repair tools (see deploy/RUNBOOK.md).
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from tqdm import tqdm
+
+from services.settings import Settings
+from services.topics import ALL_TOPICS, FEEDBACK_DLQ, FEEDBACK_ENRICHED, FEEDBACK_RECEIVED
+
+# Where a dead letter of each stage goes back in: the stage's input topic.
+STAGE_INPUT = {"enricher": FEEDBACK_RECEIVED.name, "indexer": FEEDBACK_ENRICHED.name}
+REDRIVE_GROUP = "feedback-dlq-redrive"
+
+
+@dataclass
+class ReplayReport:
+    copied: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+
+def _topic(settings: Settings, base: str) -> str:
+    if base not in {t.name for t in ALL_TOPICS}:
+        raise ValueError(f"topic: unknown topic {base!r}; one of {', '.join(t.name for t in ALL_TOPICS)}")
+    return settings.topic(base)
+
+
+def replay(settings: Settings, base: str, since: datetime | None = None, until: datetime | None = None,
+           dry_run: bool = False) -> ReplayReport:
+    """Produce the records of ``base`` written in [since, until) onto it again, keys unchanged."""
+    topic = _topic(settings, base)
+    report = ReplayReport()
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=5000)
+    producer = None if dry_run else KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        ends = consumer.end_offsets(parts)  # stop at what existed when the replay began
+        if since:
+            starts = consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in parts})
+            for tp in parts:
+                consumer.seek(tp, starts[tp].offset if starts.get(tp) else ends[tp])
+        else:
+            consumer.seek_to_beginning(*parts)
+        limit_ms = int(until.timestamp() * 1000) if until else None
+        remaining = {tp for tp in parts if consumer.position(tp) < ends[tp]}
+        with tqdm(desc=f"replay {base}", unit="rec") as bar:
+            for msg in consumer:
+                tp = TopicPartition(msg.topic, msg.partition)
+                if msg.offset >= ends[tp]:
+                    remaining.discard(tp)
+                elif msg.value is None:
+                    report.skip("tombstone")
+                elif limit_ms is not None and msg.timestamp >= limit_ms:
+                    report.skip("after --until")
+                else:
+                    if producer:
+                        producer.send(topic, key=msg.key, value=msg.value)
+                    report.copied += 1
+                    bar.update()
+                if msg.offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+                if not remaining:
+                    break
+        if producer:
+            producer.flush()
+    finally:
+        consumer.close()
+        if producer:
+            producer.close()
+    return report
+
+
+def redrive(settings: Settings, stage: str | None = None, dry_run: bool = False) -> ReplayReport:
+    """Put dead letters back on their stage's input topic, once each.
+
+    Progress is kept per stage as the offsets of the consumer group
+    ``feedback-dlq-redrive-<stage>``, so a dead letter is redriven at most once and a
+    redrive of one stage leaves the others waiting. Rejected HTTP submissions (stage
+    ``ingest``) have no topic to go back to: the client got a 4xx.
+    """
+    stages = [stage] if stage else sorted(STAGE_INPUT)
+    unknown = [s for s in stages if s not in STAGE_INPUT]
+    if unknown:
+        raise ValueError(f"stage: cannot redrive {unknown[0]!r}; one of {', '.join(sorted(STAGE_INPUT))}")
+    report = ReplayReport()
+    for name in stages:
+        _redrive_stage(settings, name, dry_run, report)
+    return report
+
+
+def _redrive_stage(settings: Settings, stage: str, dry_run: bool, report: ReplayReport) -> None:
+    consumer = KafkaConsumer(settings.topic(FEEDBACK_DLQ.name), bootstrap_servers=settings.kafka_bootstrap,
+                             group_id=f"{settings.topic_prefix}{REDRIVE_GROUP}-{stage}", enable_auto_commit=False,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    producer = None if dry_run else KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        for msg in tqdm(consumer, desc=f"redrive {stage}", unit="rec"):
+            try:
+                record = json.loads(msg.value)
+            except (TypeError, ValueError):
+                report.skip("unreadable dead letter")
+                continue
+            if record.get("stage") != stage:
+                continue
+            original = base64.b64decode(record["original_b64"])
+            key = record.get("feedback_id") or _feedback_id(original)
+            if not key:  # keyed topics (compacted ones) cannot take it; it stays in the DLQ
+                report.skip("no feedback_id to key it by")
+                continue
+            if producer:
+                producer.send(settings.topic(STAGE_INPUT[stage]), key=key.encode(), value=original)
+            report.copied += 1
+        if producer:
+            producer.flush()
+            consumer.commit()  # only after every redriven record is on its topic
+    finally:
+        consumer.close()
+        if producer:
+            producer.close()
+
+
+def _feedback_id(original: bytes) -> str | None:
+    try:
+        value = json.loads(original).get("feedback_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def parse_when(value: str | None) -> datetime | None:
+    """ISO-8601 date or time, UTC when no zone is given."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not an ISO-8601 date or time: {value!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
