@@ -190,11 +190,27 @@ def hybrid_window(offset: int, size: int) -> int:
 
 def hybrid_bodies(text: str, language: str | None, vector: Sequence[float], filters: Filters,
                   offset: int, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The keyword and the kNN body of one hybrid page (run both, then :func:`rrf`)."""
+    """The keyword and the kNN body of one hybrid page: ids and ranks only (run both, then
+    :func:`fuse_page`, then fetch the page with :func:`page_body`). Sources and highlights
+    of the whole fusion window would cost more than the searches themselves."""
     window = hybrid_window(offset, size)
     kw = keyword_body(text, language, filters, window)
-    kw.pop("track_total_hits")
-    return kw, knn_body(vector, filters, window)
+    for key in ("track_total_hits", "highlight"):
+        kw.pop(key)
+    kw["_source"] = False
+    knn = knn_body(vector, filters, window)
+    knn["_source"] = False
+    return kw, knn
+
+
+def page_body(ids: Sequence[str], text: str | None = None, language: str | None = None) -> dict[str, Any]:
+    """The documents of a fused page, with highlights of ``text`` where it matches."""
+    query: dict[str, Any] = {"bool": {"filter": [{"ids": {"values": list(ids)}}]}}
+    body: dict[str, Any] = {"query": query, "size": len(ids), "_source": list(RESULT_FIELDS)}
+    if text:
+        query["bool"]["should"] = [text_query(text, language)]
+        body["highlight"] = highlight_spec(language)
+    return body
 
 
 def rrf(rankings: Sequence[Sequence[str]], rank_constant: int = RRF_RANK_CONSTANT) -> list[tuple[str, float]]:

@@ -179,11 +179,17 @@ def replay_enriched(es: Elasticsearch, settings: Settings, target: str, batch_si
     return written, missing, rejected
 
 
-def swap_actions(alias: str, source: str, target: str) -> list[dict[str, Any]]:
-    """One atomic ``_aliases`` body: the alias and every area alias move from source to target."""
+def swap_actions(alias: str, source: str, target: str, on_source: Iterable[str]) -> list[dict[str, Any]]:
+    """One atomic ``_aliases`` body: the alias and every area alias move from source to target.
+
+    ``on_source``: the aliases the source has now. Area aliases it lacks (an index made
+    before they existed) are only added: removing a missing alias is an error.
+    """
+    present = set(on_source)
+    removes = [a for a in area_alias_actions(alias, source, op="remove") if a["remove"]["alias"] in present]
     return ([{"remove": {"index": source, "alias": alias}},
              {"add": {"index": target, "alias": alias, "is_write_index": True}}]
-            + area_alias_actions(alias, source, op="remove") + area_alias_actions(alias, target))
+            + removes + area_alias_actions(alias, target))
 
 
 def reindex(es: Elasticsearch, alias: str, *, batch_size: int = 1000, settings: Settings | None = None,
@@ -226,13 +232,17 @@ def reindex(es: Elasticsearch, alias: str, *, batch_size: int = 1000, settings: 
         source_count, target_count = es.count(index=source)["count"], es.count(index=target)["count"]
         if target_count < source_count:
             raise ReindexError(f"{target} has {target_count} documents, {source} {source_count}")
-        es.indices.update_aliases(actions=swap_actions(alias, source, target))
+        on_source = es.indices.get_alias(index=source)[source]["aliases"]
+        resp = es.indices.update_aliases(actions=swap_actions(alias, source, target, on_source))
     except BaseException:
         # Nothing changed for readers: the alias still points at the source. Undo the rest.
         if blocked_at is not None:
             es.indices.put_settings(index=source, settings={"index.blocks.write": False})
         es.indices.delete(index=target, ignore_unavailable=True)
         raise
+    if resp.get("errors"):  # ES 8 applies the other actions: nothing to undo blindly, say so loudly
+        raise ReindexError(f"alias swap partly failed, check the aliases of {source} and {target}: "
+                           f"{json.dumps(resp.body)[:800]}")
     result.blocked_s = round(time.monotonic() - blocked_at, 3)
     if delete_old:
         es.indices.delete(index=source)

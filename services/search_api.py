@@ -303,14 +303,17 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
             if "error" in part:
                 log.warning("search_backend_error", error=str(part["error"])[:300])
                 raise HTTPException(status_code=502, detail={"error": "search_backend_error"})
-        kw_hits, knn_hits = (r["hits"]["hits"] for r in resp["responses"])
-        sources = {h["_id"]: h for h in knn_hits}
-        sources.update({h["_id"]: h for h in kw_hits})  # keyword hits carry highlights
-        page = q.fuse_page([h["_id"] for h in kw_hits], [h["_id"] for h in knn_hits], offset, body.size)
+        kw_ids, knn_ids = ([h["_id"] for h in r["hits"]["hits"]] for r in resp["responses"])
+        page = q.fuse_page(kw_ids, knn_ids, offset, body.size)
+        docs: dict[str, Any] = {}
+        if page.ids:
+            found = await call(es().search(index=alias, **_es_kwargs(q.page_body(page.ids, body.q, body.language))))
+            docs = {h["_id"]: h for h in found["hits"]["hits"]}
         return SearchResponse(
             mode="hybrid",
-            hits=[_hit(sources[i]["_source"], round(page.scores[i], 6), sources[i].get("highlight"))
-                  for i in page.ids],
+            # A document deleted between the two requests (erasure) is simply left out.
+            hits=[_hit(docs[i]["_source"], round(page.scores[i], 6), docs[i].get("highlight"))
+                  for i in page.ids if i in docs],
             next_cursor=q.encode_cursor(fingerprint, offset=offset + len(page.ids)) if page.more else None)
 
     @router.post("/similar/{feedback_id}", response_model=SearchResponse,

@@ -190,3 +190,20 @@ def test_reindex_command_from_kafka(loaded) -> None:
     assert doc["text"] == changed["text"]
     assert doc["closure_status"] in ("open", "closed")  # closure fields kept, not reset
     assert not es.exists(index=alias, id=erased["feedback_id"])
+
+
+def test_reindex_of_an_index_made_before_area_aliases(loaded) -> None:
+    """An index from before the filtered aliases existed: the swap adds them, removes nothing missing."""
+    from pipelines.units import service_areas
+    from services.es import area_alias, area_alias_actions, current_index
+    from services.reindex import reindex
+
+    _, settings, es, _ = loaded
+    alias = settings.index_alias
+    source = current_index(es, alias)
+    es.indices.update_aliases(actions=area_alias_actions(alias, source, op="remove"))
+    result = reindex(es, alias, batch_size=1000, delete_old=True)
+    aliases = es.indices.get_alias(index=result.target)[result.target]["aliases"]
+    assert set(aliases) == {alias} | {area_alias(alias, a) for a in service_areas()}
+    assert es.count(index=alias)["count"] == sum(es.count(index=area_alias(alias, a))["count"]
+                                                 for a in service_areas())
