@@ -39,11 +39,11 @@ def send_email(settings: Settings, contact: Contact, msg: RenderedMessage, notif
     # (mail stores such as Gmail show one message per Message-ID).
     mail["Message-ID"] = message_id(settings, notification_id)
     mail["X-Notification-Id"] = notification_id
-    mail["Content-Language"] = msg.language
     if msg.opt_out_url:
         mail["List-Unsubscribe"] = f"<{msg.opt_out_url}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.set_content(msg.body)
+    mail["Content-Language"] = msg.language  # after set_content, which clears Content-* headers
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
             if settings.smtp_starttls:

@@ -61,11 +61,12 @@ def build(settings: Settings | None = None):
     # topic itself, so an erasure's tombstone clears them as fast (docs/privacy.md).
     changelog = {k: v for k, v in RESPONDENT_CONTACTS.config.items() if k != "cleanup.policy"}
     changelog["max.compaction.lag.ms"] = str(DAY_MS)
-    contacts = app.Table("contacts", default=None, partitions=RESPONDENT_CONTACTS.partitions,
-                         extra_topic_configs=changelog)
+    # Raw bytes in and out: a faust table defaults to the json codec, which writes bytes keys
+    # unchanged but cannot read them back, so recovery after a restart never finished.
+    raw = {"key_type": bytes, "value_type": bytes, "extra_topic_configs": changelog}
+    contacts = app.Table("contacts", default=None, partitions=RESPONDENT_CONTACTS.partitions, **raw)
     # respondent_ref -> that respondent's notification log (pipelines/notification_log.py).
-    notified = app.Table("notified", default=None, partitions=CLOSURE_NOTIFICATIONS.partitions,
-                         extra_topic_configs=changelog)
+    notified = app.Table("notified", default=None, partitions=CLOSURE_NOTIFICATIONS.partitions, **raw)
 
     @app.agent(contacts_topic)
     async def load_contacts(stream: Any) -> None:
