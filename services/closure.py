@@ -22,13 +22,12 @@ from pipelines.closure_stats import closure_stats, closure_stats_query
 from pipelines.units import units
 from schemas.validate import event_errors, validate_event
 from services import metrics
-from services.es import async_es_client
 from services.kafka_io import dumps, utc_now
 from services.logs import get_logger
 from services.settings import Settings, get_settings
 from services.stores import actions_index, async_ensure_index
 from services.topics import CLOSURE_ACTIONS, CLOSURE_NOTIFICATIONS
-from services.worker import DeadLetters, make_app, process_batch
+from services.worker import DeadLetters, batch_agent, es_worker_app
 
 log = get_logger("closure")
 STAGE = "closure"
@@ -56,15 +55,7 @@ async def matching_documents(es: Any, alias: str, action: dict[str, Any]) -> lis
 
 def build(settings: Settings | None = None):
     settings = settings or get_settings()
-    es = async_es_client(settings)
-
-    async def ready() -> bool:
-        try:
-            return bool(await es.indices.exists_alias(name=settings.index_alias))
-        except Exception:  # noqa: BLE001
-            return False
-
-    app = make_app(STAGE, settings, ready=ready)
+    app, es = es_worker_app(STAGE, settings)
     actions = app.topic(settings.topic(CLOSURE_ACTIONS.name), value_serializer="raw", key_serializer="raw")
     notifications = app.topic(settings.topic(CLOSURE_NOTIFICATIONS.name), value_serializer="raw",
                               key_serializer="raw")
@@ -134,10 +125,7 @@ def build(settings: Settings | None = None):
             await handle(ev)
         metrics.STAGE_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
-    @app.agent(actions)
-    async def close_loop(stream: Any) -> None:
-        async for events in stream.take_events(20, within=0.5):
-            await process_batch(STAGE, process, list(events))
+    batch_agent(app, actions, STAGE, process, 20, 0.5)
 
     @app.timer(interval=settings.closure_metrics_interval_s, on_leader=False)
     async def closure_gauges() -> None:
@@ -159,10 +147,6 @@ def build(settings: Settings | None = None):
                     gauge.remove(unit)
                 except KeyError:
                     pass
-
-    @app.on_before_shutdown.connect
-    async def close(app: Any, **kwargs: Any) -> None:  # noqa: ARG001
-        await es.close()
 
     return app
 

@@ -20,7 +20,7 @@ from services.kafka_io import dumps
 from services.logs import get_logger
 from services.settings import Settings, get_settings
 from services.topics import FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGENT
-from services.worker import DeadLetters, make_app, process_batch
+from services.worker import DeadLetters, batch_agent, make_app
 
 log = get_logger("enricher")
 STAGE = "enricher"
@@ -105,10 +105,7 @@ def build(settings: Settings | None = None):
         metrics.STAGE_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
         log.info("enriched_batch", size=len(events), ok=len(valid))
 
-    @app.agent(received)
-    async def enrich(stream: Any) -> None:
-        async for events in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_within_s):
-            await process_batch(STAGE, process, list(events))
+    batch_agent(app, received, STAGE, process, settings.enrich_batch_size, settings.enrich_batch_within_s)
 
     return app
 

@@ -17,12 +17,11 @@ from elasticsearch.helpers import async_bulk
 from pipelines.documents import to_document
 from schemas.validate import event_errors
 from services import metrics
-from services.es import async_es_client
 from services.logs import get_logger
 from services.settings import Settings, get_settings
 from services.stores import erasures_index
 from services.topics import FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGENT
-from services.worker import DeadLetters, make_app, process_batch
+from services.worker import DeadLetters, batch_agent, es_worker_app
 
 log = get_logger("indexer")
 STAGE = "indexer"
@@ -90,15 +89,7 @@ async def delete_documents(es: Any, alias: str, ids: list[str]) -> None:
 
 def build(settings: Settings | None = None):
     settings = settings or get_settings()
-    es = async_es_client(settings)
-
-    async def ready() -> bool:
-        try:
-            return bool(await es.indices.exists_alias(name=settings.index_alias))
-        except Exception:  # noqa: BLE001
-            return False
-
-    app = make_app(STAGE, settings, ready=ready)
+    app, es = es_worker_app(STAGE, settings)
     enriched = app.topic(settings.topic(FEEDBACK_ENRICHED.name), value_serializer="raw", key_serializer="raw")
     # Where the indexer writes tombstones for feedback of erased respondents it drops.
     erasable = [app.topic(settings.topic(t.name), value_serializer="raw", key_serializer="raw")
@@ -165,14 +156,7 @@ def build(settings: Settings | None = None):
         metrics.STAGE_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
         log.info("indexed_batch", size=len(events), documents=len(docs))
 
-    @app.agent(enriched)
-    async def index(stream: Any) -> None:
-        async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_within_s):
-            await process_batch(STAGE, process, list(events))
-
-    @app.on_before_shutdown.connect
-    async def close(app: Any, **kwargs: Any) -> None:  # noqa: ARG001
-        await es.close()
+    batch_agent(app, enriched, STAGE, process, settings.index_batch_size, settings.index_batch_within_s)
 
     return app
 

@@ -118,6 +118,41 @@ async def process_batch(stage: str, handler: Callable[[list[Any]], Awaitable[Non
             delay = min(delay * 2, 15)
 
 
+def es_worker_app(service: str, settings: Settings) -> tuple[faust.App, Any]:
+    """A worker app that also holds an Elasticsearch client: ready when the alias exists,
+    the client closed on shutdown."""
+    from services.es import async_es_client
+
+    es = async_es_client(settings)
+
+    async def ready() -> bool:
+        try:
+            return bool(await es.indices.exists_alias(name=settings.index_alias))
+        except Exception:  # noqa: BLE001 - readiness reports, never raises
+            return False
+
+    app = make_app(service, settings, ready=ready)
+
+    @app.on_before_shutdown.connect
+    async def _close_es(app: faust.App, **kwargs: Any) -> None:  # noqa: ARG001
+        await es.close()
+
+    return app, es
+
+
+def batch_agent(app: faust.App, topic: Any, stage: str, handler: Callable[[list[Any]], Awaitable[None]],
+                size: int, within: float) -> None:
+    """Consume ``topic`` in batches of up to ``size`` events (or what came in ``within`` s)
+    and hand each batch to ``handler`` through :func:`process_batch`."""
+
+    async def consume(stream: Any) -> None:
+        async for events in stream.take_events(size, within=within):
+            await process_batch(stage, handler, list(events))
+
+    consume.__name__ = consume.__qualname__ = f"{stage}_batches"  # faust names the agent after it
+    app.agent(topic, name=f"{stage}-batches")(consume)
+
+
 @contextmanager
 def event_context(event: Any) -> Iterator[None]:
     """Make ``event`` faust's current event while a batch item is processed.
