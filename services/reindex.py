@@ -153,7 +153,7 @@ def replay_enriched(es: Elasticsearch, settings: Settings, target: str, batch_si
             while todo:
                 for tp, records in consumer.poll(timeout_ms=1000, max_records=batch_size).items():
                     for rec in records:
-                        if rec.offset >= end[tp]:
+                        if rec.offset >= end[tp] or rec.value is None:  # None: an erasure's tombstone
                             continue
                         try:
                             event = json.loads(rec.value)
