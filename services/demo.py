@@ -24,7 +24,7 @@ import httpx
 from tqdm import tqdm
 
 from pipelines.closure import matching_query, notification_id
-from services.processes import ServiceGroup
+from services.processes import ALL_SERVICES, ServiceGroup
 from services.settings import SERVICE_PORTS, Settings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "local" / "samples"
@@ -251,9 +251,8 @@ def run_demo(keep_running: bool = False) -> int:
         from pipelines.embedding import make_embedder
 
         setup_index(es, settings.index_alias, make_embedder(settings.embedder).dim)
-        print("Starting services: " + ", ".join(group_names := ("ingest", "api", "enricher", "indexer", "closure",
-                                                                  "notifier")))
-        group.start_all(group_names)
+        print("Starting services: " + ", ".join(ALL_SERVICES))
+        group.start_all(ALL_SERVICES)
         ingest_url = f"http://127.0.0.1:{SERVICE_PORTS['ingest']}"
         send_samples(run, ingest_url)
         inject_poison(settings)

@@ -13,7 +13,7 @@ import httpx
 
 from services.settings import SERVICE_PORTS
 
-ALL_SERVICES = ("ingest", "api", "enricher", "indexer", "closure", "notifier")
+ALL_SERVICES = ("ingest", "api", "enricher", "indexer", "closure", "notifier", "trends")
 
 
 @dataclass
