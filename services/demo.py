@@ -171,7 +171,10 @@ def summary(run: DemoRun, es: Any, action_id: str, expected: set[str], delivered
     for d in dlq:
         out.append(f"  [{d['stage']}] {d['error_type']}: {d['reason'][:110]}")
     query = "jono"
-    hits = es.search(index=alias, size=3, query={"multi_match": {"query": query, "fields": ["text", "text.fi"]}},
+    # Finnish word forms: "jono" should find "jonossa", "jonotin", "jonottaa".
+    hits = es.search(index=alias, size=3, query={"bool": {
+        "must": [{"multi_match": {"query": query, "fields": ["text", "text.fi", "text.fi_light"]}}],
+        "must_not": [{"term": {"is_duplicate": True}}]}},
                      _source=["unit", "language", "sentiment", "theme_codes", "text"])["hits"]
     out.append(f"\nSample search: \"{query}\" ({hits['total']['value']} hits, top 3)")
     for h in hits["hits"]:
