@@ -51,21 +51,24 @@ def cli_user() -> str:
 
 def find_refs(settings: Settings, *, ref: str | None = None, email: str | None = None,
               phone: str | None = None) -> tuple[list[str], IdentifiedBy]:
-    """Every ref a request names: the direct one, plus (for an email or phone) any live contact
-    record that holds it, e.g. a respondent who gave both and got the ref of their email."""
+    """Every ref a request names. For an email or phone: every live contact record that holds
+    it (a respondent who gave both has the ref of their email, so a phone alone would miss
+    them); if none does, the ref the detail hashes to (nothing held, or a contact already
+    tombstoned by an erasure that failed half-way: its documents are still found by ref)."""
     key = settings.pseudonym_key.get_secret_value().encode()
     direct, by = direct_ref(key, ref=ref, email=email, phone=phone)
-    refs = {direct}
-    if by != "ref":
-        vault = ContactVault([k.get_secret_value() for k in settings.contact_keys])
-        for other, record in live_contacts(settings):
-            try:
-                contact = vault.decrypt(record["contact_ciphertext"])
-            except ValueError:
-                continue  # under a removed key: unreadable for everyone, nothing to match
-            if contact_matches(contact, email=email, phone=phone):
-                refs.add(other)
-    return sorted(refs), by
+    if by == "ref":
+        return [direct], by
+    vault = ContactVault([k.get_secret_value() for k in settings.contact_keys])
+    refs = set()
+    for other, record in live_contacts(settings):
+        try:
+            contact = vault.decrypt(record["contact_ciphertext"])
+        except ValueError:
+            continue  # under a removed key: unreadable for everyone, nothing to match
+        if contact_matches(contact, email=email, phone=phone):
+            refs.add(other)
+    return sorted(refs or {direct}), by
 
 
 def _documents(es: Any, alias: str, ref: str) -> list[tuple[str, str]]:
@@ -103,14 +106,14 @@ def erase_ref(settings: Settings, ref: str, identified_by: IdentifiedBy, request
             for spec in FEEDBACK_TOPICS:
                 prod.send(settings.topic(spec.name), key=fid.encode(), value=None)
         prod.flush(timeout=60)  # tombstones durable before the ids become unfindable
-        deleted = 0
         if docs:
-            ok, errors = bulk(es, [{"_op_type": "delete", "_index": index, "_id": fid} for index, fid in docs],
-                              raise_on_error=False, refresh="wait_for")
-            missing = [e for e in errors if next(iter(e.values())).get("status") == 404]
-            if len(errors) > len(missing):
-                raise RuntimeError(f"{len(errors) - len(missing)} documents could not be deleted; run it again")
-            deleted = ok
+            _, errors = bulk(es, [{"_op_type": "delete", "_index": index, "_id": fid} for index, fid in docs],
+                             raise_on_error=False, refresh="wait_for")
+            # 404: already gone (the indexer deletes on the tombstones written above).
+            real = [e for e in errors if next(iter(e.values())).get("status") != 404]
+            if real:
+                raise RuntimeError(f"{len(real)} documents could not be deleted; run it again")
+        deleted = len(docs)
         event = confirmation(ref, identified_by, requested_by, requested_at, utc_now(), contact_tombstoned=True,
                              documents_deleted=deleted, kafka_tombstones=len(docs) * len(FEEDBACK_TOPICS))
         validate_event("gdpr.erasure", event)
