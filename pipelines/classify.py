@@ -160,6 +160,7 @@ class _Params:
     has_head: np.ndarray | None = None
     thresholds: np.ndarray | None = None
     proto_weight: dict[str, float] = field(default_factory=lambda: {"en": 0.0, "fi": 0.3, "sv": 0.3})
+    lang_threshold_scale: dict[str, float] = field(default_factory=dict)
     sent_coef: np.ndarray | None = None
     sent_intercept: np.ndarray | None = None
     sent_bias: dict[str, list[float]] = field(default_factory=dict)
@@ -238,6 +239,7 @@ class FeedbackClassifier:
             has_head=w["has_head"].astype(bool),
             thresholds=np.asarray([meta["thresholds"][c] for c in meta["themes"]], dtype=np.float32),
             proto_weight=cfg["proto_weight"],
+            lang_threshold_scale=cfg.get("lang_threshold_scale", {}),
             sent_coef=w["sent_coef"].astype(np.float32),
             sent_intercept=w["sent_intercept"].astype(np.float32),
             sent_bias=cfg.get("sent_bias", {}),
@@ -266,11 +268,19 @@ class FeedbackClassifier:
         assert p.has_head is not None
         return np.where(p.has_head[None, :], mixed, proto).astype(np.float32)
 
-    def theme_thresholds(self) -> np.ndarray:
+    def theme_thresholds(self, languages: list[str] | None = None) -> np.ndarray:
+        """Per-theme thresholds, [themes], or [n, themes] scaled per language when ``languages`` given.
+
+        Heads trained mostly on English give lower probabilities to Finnish and
+        Swedish texts, so those languages use scaled-down thresholds.
+        """
         p = self._p
-        if p.thresholds is None:
-            return np.full(len(p.codes), p.proto_threshold, dtype=np.float32)
-        return p.thresholds
+        base = (np.full(len(p.codes), p.proto_threshold, dtype=np.float32) if p.thresholds is None
+                else p.thresholds)
+        if languages is None:
+            return base
+        scale = np.asarray([p.lang_threshold_scale.get(lang, 1.0) for lang in languages], dtype=np.float32)
+        return base[None, :] * scale[:, None]
 
     def sentiment_probabilities(self, embeddings: np.ndarray, languages: list[str]) -> np.ndarray:
         """(negative, neutral, positive) probabilities from the text alone, [n, 3]."""
@@ -313,7 +323,7 @@ class FeedbackClassifier:
         p = self._p
         has_text = np.asarray([bool(t and t.strip()) for t in texts])
         theme_p = self.theme_probabilities(emb, langs)
-        thr = self.theme_thresholds()
+        thr = self.theme_thresholds(langs)
         sent_p = self.sentiment_probabilities(emb, langs)
         urg_head = self.urgency_head(emb)
 
@@ -334,7 +344,7 @@ class FeedbackClassifier:
             label = SENTIMENTS[int(np.argmax(probs))]
             s_score = float(probs[2] - probs[0])
 
-            above = np.flatnonzero(theme_p[i] >= thr)
+            above = np.flatnonzero(theme_p[i] >= thr[i])
             order = above[np.argsort(-theme_p[i][above])][: p.max_themes]
             themes = tuple(ThemeScore(p.codes[j], round(float(theme_p[i, j]), 4)) for j in order)
 
