@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.embedding import Embedder
-from pipelines.urgency import detect_urgency
+from pipelines.urgency import REASONS, detect_urgency
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TAXONOMY_PATH = REPO_ROOT / "schemas" / "taxonomy.json"
@@ -164,9 +164,13 @@ class _Params:
     sent_coef: np.ndarray | None = None
     sent_intercept: np.ndarray | None = None
     sent_bias: dict[str, list[float]] = field(default_factory=dict)
+    sent_coef_ml: np.ndarray | None = None  # head for fi/sv (more seed weight); None = one head
+    sent_intercept_ml: np.ndarray | None = None
     rating_weight: float = 0.35
     urg_coef: np.ndarray | None = None
     urg_intercept: float = 0.0
+    urg_proto_emb: np.ndarray | None = None
+    urg_proto_reason: np.ndarray | None = None
     urg_threshold: float = 1.1  # above 1: head alone never flags
     urgent_threshold: float = 0.75
     max_themes: int = 4
@@ -243,10 +247,14 @@ class FeedbackClassifier:
             sent_coef=w["sent_coef"].astype(np.float32),
             sent_intercept=w["sent_intercept"].astype(np.float32),
             sent_bias=cfg.get("sent_bias", {}),
+            sent_coef_ml=w["sent_coef_ml"].astype(np.float32) if "sent_coef_ml" in w.files else None,
+            sent_intercept_ml=w["sent_intercept_ml"].astype(np.float32) if "sent_intercept_ml" in w.files else None,
             rating_weight=cfg.get("rating_weight", 0.35),
             urg_coef=w["urg_coef"].astype(np.float32) if "urg_coef" in w.files else None,
             urg_intercept=float(w["urg_intercept"]) if "urg_intercept" in w.files else 0.0,
-            urg_threshold=cfg.get("urg_threshold", 1.1),
+            urg_proto_emb=w["urg_proto_emb"].astype(np.float32) if "urg_proto_emb" in w.files else None,
+            urg_proto_reason=w["urg_proto_reason"] if "urg_proto_reason" in w.files else None,
+            urg_threshold=cfg.get("urg_threshold", 1.1),  # old artifacts: lexicon only
             urgent_threshold=cfg.get("urgent_threshold", 0.75),
             max_themes=cfg.get("max_themes", 4),
         )
@@ -292,6 +300,10 @@ class FeedbackClassifier:
             neg = sims[:, p.anchor_pol < 0].max(axis=1)
             return score_to_probs(np.tanh((pos - neg) / p.anchor_scale))
         logits = emb @ p.sent_coef.T + p.sent_intercept
+        if p.sent_coef_ml is not None and p.sent_intercept_ml is not None:
+            non_en = np.asarray([lang != "en" for lang in languages])
+            if non_en.any():
+                logits[non_en] = emb[non_en] @ p.sent_coef_ml.T + p.sent_intercept_ml
         if p.sent_bias:
             # Per-language prior shift learnt on the multilingual seed examples.
             bias = np.asarray([p.sent_bias.get(lang, [0.0, 0.0, 0.0]) for lang in languages], dtype=np.float32)
@@ -305,6 +317,12 @@ class FeedbackClassifier:
         if p.urg_coef is None:
             return None
         return _sigmoid(np.asarray(embeddings, dtype=np.float32) @ p.urg_coef + p.urg_intercept)
+
+    def _nearest_urgent_reason(self, vector: np.ndarray) -> str:
+        p = self._p
+        if p.urg_proto_emb is None or p.urg_proto_reason is None or not len(p.urg_proto_emb):
+            return "safeguarding"
+        return REASONS[int(p.urg_proto_reason[int(np.argmax(p.urg_proto_emb @ vector))])]
 
     def classify(self, embeddings: np.ndarray, texts: list[str], languages: list[str],
                  ratings: list[int | None] | None = None,
@@ -351,12 +369,15 @@ class FeedbackClassifier:
             hit = detect_urgency(texts[i])
             u_score = hit.score
             reasons = hit.reasons
-            if urg_head is not None and urg_head[i] >= p.urg_threshold:
-                u_score = max(u_score, float(urg_head[i]))
-                reasons = reasons or ("safeguarding",)
             urgent = u_score >= p.urgent_threshold
+            if urg_head is not None and urg_head[i] >= p.urg_threshold:
+                # The head catches paraphrases the lexicon misses; name the nearest urgent example's reason.
+                urgent = True
+                u_score = max(u_score, float(urg_head[i]))
+                if not reasons:
+                    reasons = (self._nearest_urgent_reason(emb[i]),)
             out.append(Classification(themes, label, round(s_score, 4), bool(urgent), round(float(u_score), 4),
-                                      reasons if urgent or u_score > 0 else ()))
+                                      reasons if u_score > 0 else ()))
         return out
 
 

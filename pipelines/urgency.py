@@ -162,6 +162,8 @@ _PATTERNS: dict[str, list[tuple[str, float]]] = {
     ],
 }
 
+REASONS: tuple[str, ...] = tuple(_PATTERNS)
+
 _COMPILED: dict[str, list[tuple[re.Pattern[str], float]]] = {
     reason: [(re.compile(p, re.IGNORECASE), w) for p, w in pats] for reason, pats in _PATTERNS.items()
 }

@@ -36,7 +36,7 @@ def train(
     data = prepare_data(emb, taxonomy, progress=not quiet)
     weights, parts = train_heads(data, taxonomy, config, log=typer.echo)
     dhash = data_hash(data.english, data.seeds, taxonomy)
-    model_version = version or default_model_version(dhash, seed)
+    model_version = version or default_model_version(dhash, config)
     out_dir = out or (MODELS_DIR / embedder_slug(emb.name) / model_version)
     meta = build_metadata(emb.name, taxonomy, config, dhash, model_version, parts)
     write_artifacts(out_dir, weights, meta)
