@@ -67,6 +67,14 @@ def build(settings: Settings | None = None):
     contacts = app.Table("contacts", default=None, partitions=RESPONDENT_CONTACTS.partitions, **raw)
     # respondent_ref -> that respondent's notification log (pipelines/notification_log.py).
     notified = app.Table("notified", default=None, partitions=CLOSURE_NOTIFICATIONS.partitions, **raw)
+    # faust compares source and changelog partition counts using the consumer's metadata snapshot
+    # from the group join; a changelog created moments before reads as 0 partitions until the next
+    # rebalance, and every table write then raises PartitionsMismatch. Both counts are declared
+    # above from services/topics.py, so the check is settled here.
+    # (notified is also written from the contacts agent: an erasure drops the respondent's log.)
+    for table, source in ((contacts, RESPONDENT_CONTACTS), (notified, CLOSURE_NOTIFICATIONS),
+                          (notified, RESPONDENT_CONTACTS)):
+        table._verified_source_topics_for_partitions.add(settings.topic(source.name))
 
     @app.agent(contacts_topic)
     async def load_contacts(stream: Any) -> None:
