@@ -180,3 +180,14 @@ def test_feedback_topics_can_be_erased_by_tombstone():
         assert spec.config["cleanup.policy"] == "compact,delete", spec.name
         assert spec.key == "feedback_id" and "retention.ms" in spec.config and "max.compaction.lag.ms" in spec.config
     assert RESPONDENT_CONTACTS.config["cleanup.policy"] == "compact"
+
+
+def test_indexer_drops_only_feedback_given_before_the_erasure():
+    from services.indexer import erased_before
+
+    erased = {"r_" + "c" * 24: "2026-11-28T12:00:00Z"}
+    doc = {"respondent_ref": "r_" + "c" * 24, "received_at": "2026-11-28T11:59:59Z"}
+    assert erased_before(doc, erased)
+    assert not erased_before({**doc, "received_at": "2026-11-28T12:00:01Z"}, erased), "new data after the erasure"
+    assert not erased_before({**doc, "respondent_ref": None}, erased)
+    assert not erased_before({**doc, "respondent_ref": "r_" + "d" * 24}, erased)
