@@ -491,7 +491,7 @@ def train_heads(data: TrainingData, taxonomy: dict[str, Any], config: TrainConfi
     }
     meta = {
         "themes": codes,
-        "thresholds": {c: float(t) for c, t in zip(codes, heads.thresholds)},
+        "thresholds": {c: round(float(t), 4) for c, t in zip(codes, heads.thresholds)},
         "theme_heads": {c: bool(h) for c, h in zip(codes, heads.has_head)},
         "training_rows": {"english_train": int((split == "train").sum()), "english_val": int((split == "val").sum()),
                           "english_test": int((split == "test").sum()), "seeds": len(data.seeds),

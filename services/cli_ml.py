@@ -115,7 +115,7 @@ def bench_enrich(
     typer.echo(f"enricher steps   {res.enrich_items_per_s:8.1f} items/s  (redaction: {res.redaction})")
     typer.echo(f"ratio            {res.ratio:8.3f}  (target >= 0.85)")
     typer.echo("step seconds     " + ", ".join(f"{k} {v:.2f}" for k, v in res.step_seconds.items()))
-    typer.echo(f"peak RSS {res.peak_rss_mb:.0f} MB, tracemalloc peak during enrich {res.tracemalloc_peak_mb:.1f} MB")
+    typer.echo(f"peak RSS {res.peak_rss_mb:.0f} MB, tracemalloc peak of one enrich batch {res.tracemalloc_peak_mb:.1f} MB")
     if json_out:
         json_out.write_text(json.dumps(res.as_dict(), indent=2) + "\n", encoding="utf-8")
 
