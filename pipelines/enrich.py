@@ -119,8 +119,10 @@ def enrich_batch(events: list[dict[str, Any]], embedder: Embedder,
     if prepared:
         zeros = np.zeros(embedder.dim, dtype=np.float32)
         matrix = np.stack([by_index.get(i, zeros) for i, _ in prepared])
+        # A kiosk 3 (of 4 smileys) and a survey 3 (of 5) mean different things: pass the scale.
         classes = classifier.classify(matrix, [p.text for _, p in prepared], [p.language for _, p in prepared],
-                                      [p.event.get("rating") for _, p in prepared])
+                                      [p.event.get("rating") for _, p in prepared],
+                                      rating_scales=[p.event.get("rating_scale") for _, p in prepared])
         for (i, p), c in zip(prepared, classes):
             try:
                 results[i] = build_enriched(p, by_index.get(i), c, embedder, classifier)
