@@ -70,3 +70,20 @@ def service_group(pipeline_env, tmp_path_factory: pytest.TempPathFactory):
     group = ServiceGroup(env, tmp_path_factory.mktemp("logs"), port_offset=SERVICE_PORT_OFFSET)
     yield group
     group.stop_all()
+
+
+@pytest.fixture(scope="session")
+def topic_records():
+    """Read every record of a topic (by base name) from the beginning: [(key, value), ...]."""
+    from kafka import KafkaConsumer
+
+    def read(settings, base: str) -> list[tuple[bytes | None, bytes | None]]:
+        consumer = KafkaConsumer(settings.topic(base), bootstrap_servers=settings.kafka_bootstrap,
+                                 auto_offset_reset="earliest", enable_auto_commit=False,
+                                 consumer_timeout_ms=3000, group_id=None)
+        try:
+            return [(m.key, m.value) for m in consumer]
+        finally:
+            consumer.close()
+
+    return read

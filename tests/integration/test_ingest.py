@@ -5,7 +5,6 @@ import json
 
 import httpx
 import pytest
-from kafka import KafkaConsumer
 
 from pipelines.vault import ContactVault
 
@@ -17,15 +16,6 @@ def ingest(pipeline_env, service_group):
     env, settings = pipeline_env
     sp = service_group.start("ingest")
     return httpx.Client(base_url=sp.url, timeout=30), settings
-
-
-def read(settings, base: str) -> list:
-    consumer = KafkaConsumer(settings.topic(base), bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000,
-                             group_id=None)
-    out = [(m.key, m.value) for m in consumer]
-    consumer.close()
-    return out
 
 
 def key(settings, channel: str) -> dict[str, str]:
@@ -40,7 +30,7 @@ def test_wrong_key_is_401_with_a_json_body(ingest):
     assert r.status_code == 401
 
 
-def test_bad_input_is_422_naming_fields_and_dead_lettered(ingest):
+def test_bad_input_is_422_naming_fields_and_dead_lettered(ingest, topic_records):
     client, settings = ingest
     r = client.post("/v1/feedback/kiosk", json={"kiosk_id": "k", "unit": "turku-ed", "smiley": 9, "x": 1},
                     headers=key(settings, "kiosk"))
@@ -49,12 +39,12 @@ def test_bad_input_is_422_naming_fields_and_dead_lettered(ingest):
     assert fields == {"smiley", "x"}
     r = client.post("/v1/feedback/app", content=b"{not json", headers=key(settings, "app"))
     assert r.status_code == 400 and r.json()["error"] == "invalid_json"
-    dlq = [json.loads(v) for _, v in read(settings, "feedback.dlq")]
+    dlq = [json.loads(v) for _, v in topic_records(settings, "feedback.dlq")]
     assert any(d["stage"] == "ingest" and "smiley" in d["reason"] for d in dlq)
     assert any(d["error_type"] == "invalid_json" for d in dlq)
 
 
-def test_retry_with_the_same_key_is_harmless(ingest):
+def test_retry_with_the_same_key_is_harmless(ingest, topic_records):
     client, settings = ingest
     body = {"unit": "raisio-hc", "text": "Hyvä palvelu", "idempotency_key": "retry-1"}
     first = client.post("/v1/feedback/app", json=body, headers=key(settings, "app"))
@@ -62,22 +52,22 @@ def test_retry_with_the_same_key_is_harmless(ingest):
     assert first.status_code == 202 and second.status_code == 200
     assert first.json()["feedback_id"] == second.json()["feedback_id"]
     assert second.json()["status"] == "duplicate"
-    ids = [json.loads(v)["feedback_id"] for _, v in read(settings, "feedback.received")]
+    ids = [json.loads(v)["feedback_id"] for _, v in topic_records(settings, "feedback.received")]
     assert ids.count(first.json()["feedback_id"]) == 1
 
 
-def test_contact_is_split_off_encrypted_under_a_pseudonym(ingest):
+def test_contact_is_split_off_encrypted_under_a_pseudonym(ingest, topic_records):
     client, settings = ingest
     body = {"unit": "turku-ed", "text": "Odotin kauan.", "follow_up_consent": True, "idempotency_key": "c-1",
             "contact": {"email": "maija.meikalainen@example.fi", "phone": "040 765 4321", "language": "sv"}}
     r = client.post("/v1/feedback/app", json=body, headers=key(settings, "app"))
     assert r.status_code == 202
     fid = r.json()["feedback_id"]
-    received = [json.loads(v) for _, v in read(settings, "feedback.received")]
+    received = [json.loads(v) for _, v in topic_records(settings, "feedback.received")]
     event = next(e for e in received if e["feedback_id"] == fid)
     assert "maija" not in json.dumps(event) and "765" not in json.dumps(event)
     ref = event["respondent_ref"]
-    contacts = [(k.decode(), v) for k, v in read(settings, "respondent.contacts")]
+    contacts = [(k.decode(), v) for k, v in topic_records(settings, "respondent.contacts")]
     raw = next(v for k, v in contacts if k == ref)
     assert b"maija" not in raw and b"765" not in raw
     record = json.loads(raw)

@@ -4,21 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from services.kafka_io import dead_letter
 from services.replay import redrive, replay
 
 pytestmark = pytest.mark.integration
-
-
-def records(settings, base: str) -> list[tuple[bytes | None, bytes | None]]:
-    consumer = KafkaConsumer(settings.topic(base), bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000,
-                             group_id=None)
-    out = [(m.key, m.value) for m in consumer]
-    consumer.close()
-    return out
 
 
 def produce(settings, base: str, items: list[tuple[bytes, bytes]]) -> None:
@@ -29,19 +20,19 @@ def produce(settings, base: str, items: list[tuple[bytes, bytes]]) -> None:
     producer.close()
 
 
-def test_replay_copies_every_record_once_with_its_key(pipeline_env):
+def test_replay_copies_every_record_once_with_its_key(pipeline_env, topic_records):
     _, settings = pipeline_env
     items = [(f"k{i}".encode(), json.dumps({"n": i}).encode()) for i in range(7)]
     produce(settings, "feedback.enriched", items)
     report = replay(settings, "feedback.enriched")
     assert report.copied == 7
-    after = records(settings, "feedback.enriched")
+    after = topic_records(settings, "feedback.enriched")
     assert sorted(after) == sorted(items * 2)
     with pytest.raises(ValueError, match="unknown topic"):
         replay(settings, "no.such.topic")
 
 
-def test_redrive_puts_dead_letters_back_on_their_input_once(pipeline_env):
+def test_redrive_puts_dead_letters_back_on_their_input_once(pipeline_env, topic_records):
     _, settings = pipeline_env
     original = json.dumps({"feedback_id": "abc", "text": "x"}).encode()
     letters = [dead_letter("enricher", "model crashed", "RuntimeError", original, feedback_id="abc"),
@@ -50,10 +41,10 @@ def test_redrive_puts_dead_letters_back_on_their_input_once(pipeline_env):
                dead_letter("indexer", "garbage", "JSONDecodeError", b"not json")]
     produce(settings, "feedback.dlq", [(None, json.dumps(d).encode()) for d in letters])
     assert redrive(settings, stage="enricher").copied == 1
-    assert records(settings, "feedback.received") == [(b"abc", original)]
+    assert topic_records(settings, "feedback.received") == [(b"abc", original)]
     assert redrive(settings, stage="enricher").copied == 0  # at most once
     report = redrive(settings)  # the indexer's letters, still waiting
     assert report.copied == 1 and report.skipped == {"no feedback_id to key it by": 1}
-    assert (b"def", b'{"feedback_id": "def"}') in records(settings, "feedback.enriched")
+    assert (b"def", b'{"feedback_id": "def"}') in topic_records(settings, "feedback.enriched")
     with pytest.raises(ValueError, match="stage"):
         redrive(settings, stage="ingest")
