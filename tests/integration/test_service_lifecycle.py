@@ -54,6 +54,10 @@ def test_health_ready_and_metrics(running, name):
     for family in ours:
         assert METRIC_NAME.match(family.name)
         assert family.documentation, f"{family.name} has no help text"
+        if family.type == "counter":
+            assert {x.name for x in family.samples} >= {f"{family.name}_total"} or not family.samples
+        if family.type == "histogram":
+            assert family.name.endswith(("_seconds", "_events")), f"{family.name} lacks a unit suffix"
         for sample in family.samples:
             for value in sample.labels.values():
                 assert not FORBIDDEN_LABEL_VALUE.search(value), f"{family.name} label {value!r}"
