@@ -62,6 +62,11 @@ def board_router(settings: Settings, state: dict[str, Any]) -> APIRouter:
         return _public(templates.TemplateResponse(request, "board_index.html", {
             "lang": lang, "t": HEADINGS[lang], "groups": sorted(grouped.items()), "languages": LANGUAGES}))
 
+    # Declared before /board/{unit}, which would otherwise take "turku-ed.json" as a unit code.
+    @router.get("/board/{unit}.json", summary="Published actions of a unit as a JSON Feed 1.1 (same as feed.json)")
+    async def board_json(unit: str, lang: str = "fi") -> Response:
+        return await board_feed(unit, lang)
+
     @router.get("/board/{unit}", include_in_schema=False)
     async def board_page(request: Request, unit: str, lang: str = "fi") -> Response:
         known(unit)

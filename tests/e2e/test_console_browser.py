@@ -283,6 +283,9 @@ def test_publish_in_the_console_notifies_each_consenting_respondent_once(world, 
             item = next(i for i in feed.json()["items"] if i["id"] == action_id)
             assert item["content_text"] == MESSAGES["en"] and item["_feedback"]["feedback_count"] == n_feedback
             assert "demo-lead" not in feed.text and "@" not in feed.text and "r_" not in feed.text
+            short = httpx.get(f"{world['api']}/board/turku-ed.json?lang=en", timeout=30)
+            assert short.headers["content-type"].startswith("application/feed+json")
+            assert action_id in {i["id"] for i in short.json()["items"]}
 
             page.goto(f"{world['api']}/console")
             page.select_option("#unit", "turku-ed")  # lists that unit's published actions

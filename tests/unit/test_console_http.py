@@ -105,5 +105,6 @@ def test_opt_out_link_must_be_signed(client: TestClient, settings: Settings):
 def test_unknown_board_unit_is_404(client: TestClient):
     assert client.get("/board/no-such-unit").status_code == 404
     assert client.get("/board/no-such-unit/feed.json").status_code == 404
+    assert client.get("/board/no-such-unit.json").status_code == 404
     index = client.get("/board?lang=sv")
     assert index.status_code == 200 and "Åbo samjour" in index.text
