@@ -132,6 +132,8 @@ def build(settings: Settings | None = None):
         # Not awaited: if this is lost, the receipt is written again (receipts are keyed by id).
         notified[ref_key] = nlog.dump(nlog.with_entry(entries, nid, nlog.Entry(
             status, now, True, channel, language, attempts), now))
+        if status.startswith("skipped_"):
+            log.info("notification_skipped", notification_id=nid, status=status, channel=channel)
 
     async def deliver(ev: Any) -> None:
         raw: bytes = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
@@ -212,8 +214,11 @@ def build(settings: Settings | None = None):
 
     @app.agent(notifications)
     async def notify(stream: Any) -> None:
-        async for events in stream.take_events(20, within=0.5):
-            await process_batch(STAGE, process, list(events))
+        # One event at a time: sends are sequential anyway, and a plain iteration acks an event
+        # only after its body finished. take_events(20, within=0.5) stalled for good after a
+        # full batch when a restarted worker found a backlog (tests/e2e/test_notifier_crash.py).
+        async for ev in stream.events():
+            await process_batch(STAGE, process, [ev])
 
     return app
 
