@@ -8,7 +8,8 @@ are then never delivered: the position has already moved past them. A notifier
 restarted before it had committed anything lost notifications this way
 (tests/e2e/test_notifier_crash.py). The fix seeks those partitions to offset 0, or to
 the beginning when nothing is committed, which is what ``auto_offset_reset=earliest``
-(every worker here) means for a partition without a committed offset.
+(every worker here) means for a partition without a committed offset. ``make_app``
+installs it for every worker.
 """
 from __future__ import annotations
 

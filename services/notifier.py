@@ -34,7 +34,6 @@ from pipelines.vault import ContactVault
 from schemas.validate import event_errors
 from services import metrics
 from services.delivery import SENDERS, NoAddressError, PermanentDeliveryError
-from services.faust_fixes import install_seek_to_committed_fix
 from services.kafka_io import dumps, utc_now
 from services.logs import get_logger
 from services.settings import Settings, get_settings
@@ -48,7 +47,6 @@ CONTACT_WAIT_S = 20.0  # a contact written just before its first notification ma
 
 def build(settings: Settings | None = None):
     settings = settings or get_settings()
-    install_seek_to_committed_fix()  # or a restart can skip uncommitted notifications
     app = make_app(STAGE, settings)
     vault = ContactVault([k.get_secret_value() for k in settings.contact_keys])
     key = settings.pseudonym_key.get_secret_value().encode()

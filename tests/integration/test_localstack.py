@@ -1,10 +1,12 @@
 """The local stack starts real servers that work, and stops them completely.
 
-Ports are offset from the defaults so a stack from `feedback up` can keep running.
+Ports are free ones picked by the OS, so neither the suite's own session stack nor a stack
+from `feedback up` gets in the way.
 """
 from __future__ import annotations
 
 import smtplib
+import socket
 import time
 import uuid
 from email.message import EmailMessage
@@ -18,21 +20,35 @@ from services.localstack._proc import group_alive
 pytestmark = pytest.mark.integration
 
 
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now; all held open together so they are distinct."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def test_stack_serves_kafka_elasticsearch_and_smtp(tmp_path) -> None:
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
     from kafka.admin import NewTopic
 
-    stack = LocalStack(kafka_port=29092, kafka_controller_port=29093, es_port=29200, es_transport_port=29300,
-                       smtp_port=20025, stack_dir=tmp_path / "stack", reuse=False)
+    kafka_port, controller_port, es_port, transport_port, smtp_port = free_ports(5)
+    stack = LocalStack(kafka_port=kafka_port, kafka_controller_port=controller_port, es_port=es_port,
+                       es_transport_port=transport_port, smtp_port=smtp_port, stack_dir=tmp_path / "stack",
+                       reuse=False)
     stack.start()
     try:
         pids = stack.pids()
         assert set(pids) == {"kafka", "elasticsearch", "smtp"}
         assert stack.env() == {
-            "FEEDBACK_KAFKA_BOOTSTRAP": "127.0.0.1:29092",
-            "FEEDBACK_ES_URL": "http://127.0.0.1:29200",
+            "FEEDBACK_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+            "FEEDBACK_ES_URL": f"http://127.0.0.1:{es_port}",
             "FEEDBACK_SMTP_HOST": "127.0.0.1",
-            "FEEDBACK_SMTP_PORT": "20025",
+            "FEEDBACK_SMTP_PORT": str(smtp_port),
         }
         assert (stack.stack_dir / "stack.json").exists()
 
@@ -94,7 +110,8 @@ def test_stack_serves_kafka_elasticsearch_and_smtp(tmp_path) -> None:
 def test_in_process_smtp_sink_stores_messages_in_order(tmp_path) -> None:
     from services.localstack import SmtpSink
 
-    with SmtpSink(tmp_path / "mail", port=20026) as sink, smtplib.SMTP("127.0.0.1", 20026, timeout=10) as smtp:
+    (port,) = free_ports(1)
+    with SmtpSink(tmp_path / "mail", port=port) as sink, smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         for n in range(3):
             smtp.sendmail("a@example.org", ["b@example.org", "c@example.org"],
                           f"Subject: viesti {n}\r\n\r\nhej {n}\r\n".encode())
