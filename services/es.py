@@ -10,20 +10,23 @@ from schemas import load_json
 from services.settings import Settings
 
 
-def _auth(settings: Settings) -> dict[str, Any]:
+def _client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments shared by the sync and async clients: timeouts, auth, TLS trust."""
+    options: dict[str, Any] = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 3}
     if settings.es_username and settings.es_password:
-        return {"basic_auth": (settings.es_username, settings.es_password.get_secret_value())}
-    return {}
+        options["basic_auth"] = (settings.es_username, settings.es_password.get_secret_value())
+    if settings.es_ca_certs:
+        # The client refuses TLS options with an http:// URL: a CA with a plain URL is a mistake.
+        options["ca_certs"] = settings.es_ca_certs
+    return options
 
 
 def es_client(settings: Settings) -> Elasticsearch:
-    return Elasticsearch(settings.es_url, request_timeout=30, retry_on_timeout=True, max_retries=3,
-                         **_auth(settings))
+    return Elasticsearch(settings.es_url, **_client_options(settings))
 
 
 def async_es_client(settings: Settings) -> AsyncElasticsearch:
-    return AsyncElasticsearch(settings.es_url, request_timeout=30, retry_on_timeout=True, max_retries=3,
-                              **_auth(settings))
+    return AsyncElasticsearch(settings.es_url, **_client_options(settings))
 
 
 def index_template(alias: str, dims: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     es_url: str = Field("http://127.0.0.1:19200", description="Elasticsearch URL.")
     es_username: str | None = Field(None, description="Elasticsearch user (basic auth), if security is on.")
     es_password: SecretStr | None = Field(None, description="Elasticsearch password.")
+    es_ca_certs: str | None = Field(
+        None, description="Path to a PEM CA bundle that verifies Elasticsearch's HTTPS certificate "
+                          "(ECK's self-signed CA); system CAs if unset or empty.")
     index_alias: str = Field("feedback", description="Alias that every reader and writer uses.")
 
     # --- Ingest HTTP -------------------------------------------------------------
@@ -109,6 +112,12 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of every service.")
     cache_dir: Path = Field(default_factory=default_cache_dir, description="Download and model cache.")
     state_dir: Path = Field(Path("/tmp/feedback-state"), description="Faust table state (local RocksDB/memory).")
+
+    @field_validator("es_ca_certs", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes FEEDBACK_ES_CA_CERTS="" when no CA is configured.
+        return value or None
 
     def topic(self, base: str) -> str:
         """The full name of a topic given its base name from services.topics."""

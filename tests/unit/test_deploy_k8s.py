@@ -383,6 +383,21 @@ def test_keda_scales_each_worker_on_lag_within_its_partitions(overlay):
         assert "replicas" not in deployments[worker]["spec"], "KEDA owns the replica count"
 
 
+ES_CA_SECRET = "feedback-es-http-certs-public"  # created by ECK for Elasticsearch `feedback`
+ES_CA_DIR = "/etc/feedback/es-ca"
+
+
+def _reads_feedback_config(container: dict[str, Any]) -> bool:
+    return any(s.get("configMapRef", {}).get("name") == "feedback-config" for s in container.get("envFrom", []))
+
+
+def _feedback_config_readers(docs) -> dict[str, dict[str, Any]]:
+    """Pod spec of every Deployment and Job with a container that reads ConfigMap feedback-config."""
+    return {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs
+            if d["kind"] in ("Deployment", "Job")
+            and any(_reads_feedback_config(c) for c in containers(d["spec"]["template"]["spec"]))}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_eck_elasticsearch_and_kibana(overlay):
     docs = render(overlay)
@@ -392,8 +407,22 @@ def test_eck_elasticsearch_and_kibana(overlay):
     assert kibana["spec"]["elasticsearchRef"]["name"] == "feedback"
     realm = [r["secretName"] for r in es["spec"]["auth"]["fileRealm"]]
     assert realm == ["feedback-es-app-user"]
+    # HTTPS with ECK's self-signed certificate, verified with ECK's CA.
+    tls = es["spec"].get("http", {}).get("tls", {})
+    assert not tls.get("selfSignedCertificate", {}).get("disabled"), "Elasticsearch HTTP TLS must stay on"
     config = of_kind(docs, "ConfigMap")["feedback-config"]["data"]
-    assert config["FEEDBACK_ES_URL"].startswith("http://feedback-es-http:9200")
+    assert config["FEEDBACK_ES_URL"] == "https://feedback-es-http:9200"
+    assert config["FEEDBACK_ES_CA_CERTS"] == f"{ES_CA_DIR}/ca.crt"
+    readers = _feedback_config_readers(docs)
+    assert set(readers) >= {*PIPELINE, "topics-create", "es-setup"}
+    for name, pod in readers.items():
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in filter(_reads_feedback_config, containers(pod)):
+            mount = next((m for m in c.get("volumeMounts", []) if m["mountPath"] == ES_CA_DIR), None)
+            assert mount and mount.get("readOnly") is True, f"{name}/{c['name']}: no read-only {ES_CA_DIR}"
+            secret = volumes[mount["name"]].get("secret", {})
+            assert secret.get("secretName") == ES_CA_SECRET, f"{name}: {ES_CA_DIR} is not {ES_CA_SECRET}"
+            assert {"key": "ca.crt", "path": "ca.crt"} in secret.get("items", []), name
     job = workload_pod(docs, "kibana-import")
     env = {e["name"]: e for e in job["containers"][0]["env"]}
     assert env["KIBANA_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "feedback-es-elastic-user"
