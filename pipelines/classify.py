@@ -159,6 +159,11 @@ class _Params:
     theme_intercept: np.ndarray | None = None
     has_head: np.ndarray | None = None
     thresholds: np.ndarray | None = None
+    # Theme heads and thresholds for non-English texts (trained with full fi/sv seed weight);
+    # None in older artifacts: one head set for every language.
+    theme_coef_ml: np.ndarray | None = None
+    theme_intercept_ml: np.ndarray | None = None
+    thresholds_ml: np.ndarray | None = None
     proto_weight: dict[str, float] = field(default_factory=lambda: {"en": 0.0, "fi": 0.3, "sv": 0.3})
     lang_threshold_scale: dict[str, float] = field(default_factory=dict)
     sent_coef: np.ndarray | None = None
@@ -242,6 +247,10 @@ class FeedbackClassifier:
             theme_intercept=w["theme_intercept"].astype(np.float32),
             has_head=w["has_head"].astype(bool),
             thresholds=np.asarray([meta["thresholds"][c] for c in meta["themes"]], dtype=np.float32),
+            theme_coef_ml=w["theme_coef_ml"].astype(np.float32) if "theme_coef_ml" in w.files else None,
+            theme_intercept_ml=w["theme_intercept_ml"].astype(np.float32) if "theme_intercept_ml" in w.files else None,
+            thresholds_ml=(np.asarray([meta["thresholds_ml"][c] for c in meta["themes"]], dtype=np.float32)
+                           if "thresholds_ml" in meta else None),
             proto_weight=cfg["proto_weight"],
             lang_threshold_scale=cfg.get("lang_threshold_scale", {}),
             sent_coef=w["sent_coef"].astype(np.float32),
@@ -270,6 +279,9 @@ class FeedbackClassifier:
         if p.theme_coef is None:
             return proto
         head = _sigmoid(emb @ p.theme_coef.T + p.theme_intercept)
+        non_en = self._non_english(languages)
+        if p.theme_coef_ml is not None and p.theme_intercept_ml is not None and non_en.any():
+            head[non_en] = _sigmoid(emb[non_en] @ p.theme_coef_ml.T + p.theme_intercept_ml)
         weights = np.asarray([p.proto_weight.get(lang, p.proto_weight.get("fi", 0.3)) for lang in languages],
                              dtype=np.float32)[:, None]
         mixed = (1.0 - weights) * head + weights * proto
@@ -287,8 +299,15 @@ class FeedbackClassifier:
                 else p.thresholds)
         if languages is None:
             return base
+        per_text = np.repeat(base[None, :], len(languages), axis=0)
+        if p.thresholds_ml is not None:
+            per_text[self._non_english(languages)] = p.thresholds_ml
         scale = np.asarray([p.lang_threshold_scale.get(lang, 1.0) for lang in languages], dtype=np.float32)
-        return base[None, :] * scale[:, None]
+        return per_text * scale[:, None]
+
+    @staticmethod
+    def _non_english(languages: list[str]) -> np.ndarray:
+        return np.asarray([lang != "en" for lang in languages], dtype=bool)
 
     def sentiment_probabilities(self, embeddings: np.ndarray, languages: list[str]) -> np.ndarray:
         """(negative, neutral, positive) probabilities from the text alone, [n, 3]."""
@@ -301,7 +320,7 @@ class FeedbackClassifier:
             return score_to_probs(np.tanh((pos - neg) / p.anchor_scale))
         logits = emb @ p.sent_coef.T + p.sent_intercept
         if p.sent_coef_ml is not None and p.sent_intercept_ml is not None:
-            non_en = np.asarray([lang != "en" for lang in languages])
+            non_en = self._non_english(languages)
             if non_en.any():
                 logits[non_en] = emb[non_en] @ p.sent_coef_ml.T + p.sent_intercept_ml
         if p.sent_bias:

@@ -193,9 +193,11 @@ class TrainConfig:
     rating_weight: float = 0.35
     urgent_threshold: float = 0.75  # lexicon score that flags a text
     urg_C: float = 4.0
-    urg_positive_weight: float = 20.0  # 27 urgent seeds against ~2,700 English rows
+    urg_positive_weight: float = 20.0  # 46 urgent seeds against ~2,700 English rows
     urg_threshold: float = 0.7  # head probability that flags a text on its own
     max_themes: int = 4
+    # Weight of fi/sv seeds in the English heads, relative to the fi/sv heads; picked on English val.
+    english_foreign_scales: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass
@@ -281,9 +283,14 @@ def language_balanced_weights(base: np.ndarray, languages: np.ndarray, labels: n
         total = base[in_lang].sum()
         for k in range(n_classes):
             m = in_lang & (labels == k)
-            if m.any():
+            if base[m].sum() > 0:  # a language weighted 0 stays 0
                 out[m] = base[m] * total / (n_classes * base[m].sum())
     return out
+
+
+def _language_scale(examples: list[Example], foreign_scale: float) -> np.ndarray:
+    """1.0 for English examples, ``foreign_scale`` for the others."""
+    return np.asarray([1.0 if ex.language == "en" else foreign_scale for ex in examples], dtype=np.float64)
 
 
 @dataclass
@@ -299,8 +306,13 @@ class _Heads:
 
 
 def _fit_heads(data: TrainingData, codes: list[str], config: TrainConfig, seed_mask: np.ndarray,
-               log: Callable[[str], None]) -> _Heads:
-    """Theme and sentiment heads on English train + prototypes + the seeds in ``seed_mask``."""
+               log: Callable[[str], None], foreign_scale: float = 1.0) -> _Heads:
+    """Theme and sentiment heads on English train + prototypes + the seeds in ``seed_mask``.
+
+    ``foreign_scale`` multiplies the weight of Finnish and Swedish seeds and prototypes:
+    1.0 for the heads that score fi/sv texts, lower for the English heads, where many
+    fi/sv seeds pull the decision boundaries away from English patient comments.
+    """
     from sklearn.linear_model import LogisticRegression
 
     from pipelines.classify import proto_theme_scores
@@ -315,7 +327,7 @@ def _fit_heads(data: TrainingData, codes: list[str], config: TrainConfig, seed_m
 
     x = np.concatenate([data.english_emb[tr], multi_emb]).astype(np.float64)
     y = np.concatenate([_multi_hot(eng_tr, codes), _multi_hot(multi, codes)])
-    w = np.concatenate([np.ones(len(eng_tr)), np.full(len(multi), config.multilingual_weight)])
+    w = np.concatenate([np.ones(len(eng_tr)), config.multilingual_weight * _language_scale(multi, foreign_scale)])
     positives = _multi_hot(eng_tr, codes).sum(axis=0) + _multi_hot(seeds, codes).sum(axis=0)
 
     dim = x.shape[1]
@@ -357,10 +369,9 @@ def _fit_heads(data: TrainingData, codes: list[str], config: TrainConfig, seed_m
     ys = np.asarray([SENTIMENTS.index(eng[i].sentiment) for i in s_rows]  # type: ignore[arg-type]
                     + [SENTIMENTS.index(s.sentiment) for s in s_seed])  # type: ignore[arg-type]
     langs = np.asarray(["en"] * len(s_rows) + [s.language for s in s_seed])
-    n_seed = len(s_seed)
 
     def sentiment_head(seed_weight: float) -> Any:
-        base = np.concatenate([np.ones(len(s_rows)), np.full(n_seed, seed_weight)])
+        base = np.concatenate([np.ones(len(s_rows)), seed_weight * _language_scale(s_seed, foreign_scale)])
         return LogisticRegression(C=config.sent_C, max_iter=3000, random_state=config.seed).fit(
             xs, ys, sample_weight=language_balanced_weights(base, langs, ys, len(SENTIMENTS)))
 
@@ -437,6 +448,49 @@ def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfi
                   "sentiment_macro_f1": round(srep["macro_f1"], 4), "sentiment_accuracy": round(srep["accuracy"], 4)}
 
 
+def english_validation_scores(heads: _Heads, data: TrainingData, codes: list[str]) -> dict[str, float]:
+    """Theme micro/macro F1 and sentiment macro F1 of ``heads`` on the English validation rows.
+
+    The thresholds were tuned on these rows, so the figures are optimistic; they only
+    rank alternatives that were tuned the same way.
+    """
+    from pipelines.evaluation import multilabel_report, sentiment_report
+
+    va = np.asarray([e.split == "val" for e in data.english])
+    rows = [e for e, m in zip(data.english, va) if m]
+    emb = data.english_emb[va]
+    scores = 1.0 / (1.0 + np.exp(-(emb @ heads.coef.T + heads.intercept)))
+    pred = [{codes[j] for j in np.flatnonzero(r)} for r in scores >= heads.thresholds[None, :]]
+    themes = multilabel_report([set(e.themes) for e in rows], pred, codes)
+    labelled = [i for i, e in enumerate(rows) if e.sentiment]
+    logits = emb[labelled] @ heads.sent_coef.T + heads.sent_intercept
+    sentiment = sentiment_report([rows[i].sentiment for i in labelled],  # type: ignore[misc]
+                                 [SENTIMENTS[k] for k in logits.argmax(axis=1)])
+    return {"micro_f1": round(themes["micro_f1"], 4), "macro_f1": round(themes["macro_f1"], 4),
+            "sentiment_macro_f1": round(sentiment["macro_f1"], 4)}
+
+
+def fit_english_heads(data: TrainingData, codes: list[str], config: TrainConfig,
+                      log: Callable[[str], None]) -> tuple[_Heads, dict[str, Any]]:
+    """English heads with the fi/sv seed weight scale that scores best on English val:
+    the theme heads by theme micro + macro F1, the sentiment head by its macro F1."""
+    import dataclasses
+
+    every_seed = np.ones(len(data.seeds), dtype=bool)
+    fitted = {scale: _fit_heads(data, codes, config, every_seed, lambda s: None, foreign_scale=scale)
+              for scale in config.english_foreign_scales}
+    results = {str(scale): english_validation_scores(heads, data, codes) for scale, heads in fitted.items()}
+    scales = config.english_foreign_scales
+    theme_scale = max(scales, key=lambda x: (results[str(x)]["micro_f1"] + results[str(x)]["macro_f1"], -x))
+    sent_scale = max(scales, key=lambda x: (results[str(x)]["sentiment_macro_f1"], -x))
+    log(f"English heads: fi/sv seed scale {theme_scale} for themes, {sent_scale} for sentiment "
+        f"(val {results[str(theme_scale)]['micro_f1']}/{results[str(theme_scale)]['macro_f1']}, "
+        f"{results[str(sent_scale)]['sentiment_macro_f1']})")
+    sent = fitted[sent_scale]
+    heads = dataclasses.replace(fitted[theme_scale], sent_coef=sent.sent_coef, sent_intercept=sent.sent_intercept)
+    return heads, {"scales": results, "theme_scale": theme_scale, "sentiment_scale": sent_scale}
+
+
 def fit_urgency_head(data: TrainingData, config: TrainConfig) -> dict[str, np.ndarray]:
     """Embedding head for urgent texts the lexicon misses (paraphrases), plus the urgent
     seeds' vectors and reasons so a head-only flag can name the nearest reason."""
@@ -470,17 +524,20 @@ def train_heads(data: TrainingData, taxonomy: dict[str, Any], config: TrainConfi
     if config.tune_lang_threshold_scale and any(s.language != "en" for s in data.seeds):
         scale, seed_cv = tune_language_scale(data, codes, config, log)
         config.lang_threshold_scale = {**config.lang_threshold_scale, "fi": scale, "sv": scale}
-    heads = _fit_heads(data, codes, config, np.ones(len(data.seeds), dtype=bool), log)
+    heads = _fit_heads(data, codes, config, np.ones(len(data.seeds), dtype=bool), log)  # fi/sv texts
+    en_heads, en_search = fit_english_heads(data, codes, config, log)
     urg = fit_urgency_head(data, config)
 
     split = np.asarray([e.split for e in data.english])
     eng_tr = [e for e, s in zip(data.english, split) if s == "train"]
     weights = {
-        "theme_coef": heads.coef.astype(np.float32),
-        "theme_intercept": heads.intercept.astype(np.float32),
+        "theme_coef": en_heads.coef.astype(np.float32),
+        "theme_intercept": en_heads.intercept.astype(np.float32),
+        "theme_coef_ml": heads.coef.astype(np.float32),
+        "theme_intercept_ml": heads.intercept.astype(np.float32),
         "has_head": heads.has_head,
-        "sent_coef": heads.sent_coef,
-        "sent_intercept": heads.sent_intercept,
+        "sent_coef": en_heads.sent_coef,
+        "sent_intercept": en_heads.sent_intercept,
         "sent_coef_ml": heads.sent_coef_ml,
         "sent_intercept_ml": heads.sent_intercept_ml,
         "proto_emb": data.protos_emb.astype(np.float16),
@@ -491,7 +548,9 @@ def train_heads(data: TrainingData, taxonomy: dict[str, Any], config: TrainConfi
     }
     meta = {
         "themes": codes,
-        "thresholds": {c: round(float(t), 4) for c, t in zip(codes, heads.thresholds)},
+        "thresholds": {c: round(float(t), 4) for c, t in zip(codes, en_heads.thresholds)},
+        "thresholds_ml": {c: round(float(t), 4) for c, t in zip(codes, heads.thresholds)},
+        "english_heads": en_search,
         "theme_heads": {c: bool(h) for c, h in zip(codes, heads.has_head)},
         "training_rows": {"english_train": int((split == "train").sum()), "english_val": int((split == "val").sum()),
                           "english_test": int((split == "test").sum()), "seeds": len(data.seeds),

