@@ -24,6 +24,7 @@ from services import metrics
 from services.es import async_es_client
 from services.http_common import install_common
 from services.kafka_io import aiokafka_producer, dumps, utc_now
+from services.lead_scope import lead_areas, readable_index, require_unit
 from services.logs import get_logger
 from services.search_api import search_router
 from services.settings import Settings, get_settings
@@ -152,18 +153,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
         return JSONResponse(status_code=exc.status_code, content=body)
 
-    @app.post("/v1/actions/preview", summary="How much feedback and how many consenting respondents match")
+    forbidden = {403: {"description": "The unit is outside the user's service areas"}}
+
+    @app.post("/v1/actions/preview", summary="How much feedback and how many consenting respondents match",
+              responses=forbidden)
     async def preview(body: ActionIn, who: str = Depends(user)) -> dict[str, Any]:
+        areas = lead_areas(settings, who)
+        require_unit(areas, body.unit)
         event = action_event(body, who)
         resp = await state["es"].search(
-            index=settings.index_alias, size=0, query=matching_query(event),
+            index=readable_index(settings.index_alias, areas), size=0, query=matching_query(event),
             aggs={"consenting": {"filter": {"term": {"follow_up_consent": True}},
                                  "aggs": {"people": {"cardinality": {"field": "respondent_ref"}}}}})
         return {"feedback": resp["hits"]["total"]["value"],
                 "consenting_respondents": resp["aggregations"]["consenting"]["people"]["value"]}
 
-    @app.post("/v1/actions", status_code=202, summary="Publish a \"you said, we did\" action")
+    @app.post("/v1/actions", status_code=202, summary="Publish a \"you said, we did\" action",
+              responses=forbidden)
     async def publish(body: ActionIn, who: str = Depends(user)) -> dict[str, Any]:
+        require_unit(lead_areas(settings, who), body.unit)
         event = action_event(body, who)
         validate_event("closure.actions", event)
         await state["producer"].send_and_wait(settings.topic(CLOSURE_ACTIONS.name), dumps(event),

@@ -39,6 +39,7 @@ from schemas.validate import validate_event
 from services import metrics
 from services.api import ActionIn, Messages, _iso, action_event
 from services.kafka_io import dumps
+from services.lead_scope import Areas, covers_unit, lead_areas, readable_index, require_unit, unit_codes
 from services.logs import get_logger
 from services.settings import Settings
 from services.stores import actions_index
@@ -109,6 +110,18 @@ def preview_request(event: dict[str, Any]) -> dict[str, Any]:
     return {"size": 0, "query": matching_query(event), "track_total_hits": True,
             "aggs": {"consenting": {"filter": {"term": {"follow_up_consent": True}},
                                     "aggs": {"people": {"cardinality": {"field": "respondent_ref"}}}}}}
+
+
+def actions_query(unit: str | None, areas: Areas) -> dict[str, Any]:
+    """Published actions of ``unit`` (or all), only of units in ``areas`` (None: every area).
+
+    The audit store has no per-area aliases: actions are filtered by their unit here.
+    """
+    clauses: list[dict[str, Any]] = [{"term": {"unit": unit}}] if unit else []
+    allowed = unit_codes(areas)
+    if allowed is not None:
+        clauses.append({"terms": {"unit": allowed}})
+    return {"bool": {"filter": clauses}}
 
 
 def email_previews(settings: Settings, unit: str, messages: dict[str, str]) -> list[dict[str, str]]:
@@ -206,18 +219,23 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
         session = current(request)
         if session is None:
             return RedirectResponse("/console/login", status_code=303)
+        areas = lead_areas(settings, session.user)
         context = {
             "user": session.user, "csrf": session.csrf,
-            "units": sorted(units().values(), key=lambda u: (u.service_area, u.names["fi"])),
+            "units": sorted((u for u in units().values() if covers_unit(areas, u.code)),
+                            key=lambda u: (u.service_area, u.names["fi"])),
             "themes": themes(), "public_base_url": settings.public_base_url,
         }
         return security_headers(templates.TemplateResponse(request, "console.html", context))
 
     @router.post("/console/api/preview")
-    async def preview(body: Selection, user: str = Depends(api_user)) -> dict[str, Any]:  # noqa: ARG001
+    async def preview(body: Selection, user: str = Depends(api_user)) -> dict[str, Any]:
+        areas = lead_areas(settings, user)
+        require_unit(areas, body.unit)
         event = {"unit": body.unit, "themes": body.themes,
                  "period": {"from": _iso(body.period.from_), "to": _iso(body.period.to)}}
-        resp = await state["es"].search(index=settings.index_alias, **preview_request(event))
+        resp = await state["es"].search(index=readable_index(settings.index_alias, areas),
+                                         **preview_request(event))
         return {"feedback": resp["hits"]["total"]["value"],
                 "consenting_respondents": resp["aggregations"]["consenting"]["people"]["value"]}
 
@@ -227,6 +245,7 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
 
     @router.post("/console/api/publish", status_code=202)
     async def publish(body: ActionIn, user: str = Depends(api_user)) -> dict[str, Any]:
+        require_unit(lead_areas(settings, user), body.unit)
         event = action_event(body, user)
         validate_event("closure.actions", event)
         await state["producer"].send_and_wait(settings.topic(CLOSURE_ACTIONS.name), dumps(event),
@@ -236,16 +255,16 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
         return {"action_id": event["action_id"], "published_by": user, "published_at": event["published_at"]}
 
     @router.get("/console/api/actions")
-    async def recent_actions(unit: str | None = None, user: str = Depends(api_user)) -> dict[str, Any]:  # noqa: ARG001
-        query: dict[str, Any] = {"term": {"unit": unit}} if unit else {"match_all": {}}
+    async def recent_actions(unit: str | None = None, user: str = Depends(api_user)) -> dict[str, Any]:
         resp = await state["es"].options(ignore_status=404).search(
-            index=actions_index(settings.index_alias), size=50, query=query, sort=[{"published_at": "desc"}])
+            index=actions_index(settings.index_alias), size=50, query=actions_query(unit, lead_areas(settings, user)),
+            sort=[{"published_at": "desc"}])
         hits = resp.get("hits", {}).get("hits", [])
         return {"actions": [h["_source"] for h in hits]}
 
     @router.get("/console/api/stats")
-    async def stats(user: str = Depends(api_user)) -> dict[str, Any]:  # noqa: ARG001
-        resp = await state["es"].search(index=settings.index_alias,
+    async def stats(user: str = Depends(api_user)) -> dict[str, Any]:
+        resp = await state["es"].search(index=readable_index(settings.index_alias, lead_areas(settings, user)),
                                          **closure_stats_query(settings.closure_metrics_window_days))
         return {"window_days": settings.closure_metrics_window_days, "units": [
             {"unit": s.unit, "feedback": s.feedback, "closed": s.closed, "closure_rate": round(s.rate, 4),

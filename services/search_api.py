@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pipelines import search as q
 from pipelines.taxonomy import theme_by_code
 from pipelines.units import service_areas, units
+from services.lead_scope import lead_areas, readable_index
 from services.logs import get_logger
 from services.settings import Settings
 
@@ -236,11 +237,16 @@ def _es_kwargs(body: dict[str, Any]) -> dict[str, Any]:
 
 def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
                   user: Callable[..., str]) -> APIRouter:
-    """The ``/v1/search`` router; ``es`` returns the app's client, ``user`` is its bearer-token dependency."""
+    """The ``/v1/search`` router; ``es`` returns the app's client, ``user`` is its bearer-token dependency.
+
+    Every search goes to the index expression of the user's service areas (services.lead_scope).
+    """
     router = APIRouter(prefix="/v1/search", tags=["search"], dependencies=[Depends(user)],
                        responses={401: {"description": "Missing or unknown bearer token"},
                                   502: {"description": "Elasticsearch failed"}})
-    alias = settings.index_alias
+
+    def readable(who: str = Depends(user)) -> str:
+        return readable_index(settings.index_alias, lead_areas(settings, who))
 
     async def vector(text: str) -> list[float]:
         return list(await asyncio.to_thread(_query_vector, settings.embedder, text))
@@ -261,9 +267,9 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
             raise HTTPException(status_code=400, detail={"error": "invalid_cursor", "errors": [
                 {"field": "cursor", "problem": str(exc)}]}) from exc
 
-    async def knn_page(vec: list[float], filters: q.Filters, size: int, fingerprint: str, offset: int,
-                       exclude: tuple[str, ...] = ()) -> SearchResponse:
-        resp = await call(es().search(index=alias, **_es_kwargs(q.knn_body(vec, filters, size, offset,
+    async def knn_page(index: str, vec: list[float], filters: q.Filters, size: int, fingerprint: str,
+                       offset: int, exclude: tuple[str, ...] = ()) -> SearchResponse:
+        resp = await call(es().search(index=index, **_es_kwargs(q.knn_body(vec, filters, size, offset,
                                                                              exclude_ids=exclude))))
         hits = resp["hits"]["hits"]
         nxt = offset + len(hits)
@@ -272,7 +278,7 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
                               next_cursor=q.encode_cursor(fingerprint, offset=nxt) if more else None)
 
     @router.post("", response_model=SearchResponse, summary="Search feedback (keyword, semantic or hybrid)")
-    async def search(body: SearchRequest) -> SearchResponse:
+    async def search(body: SearchRequest, index: str = Depends(readable)) -> SearchResponse:
         filters = body.filters.to_filters()
         mode: q.Mode = body.mode if body.q else "browse"
         fingerprint = q.query_fingerprint({**body.model_dump(mode="json", exclude={"size", "cursor"}), "mode": mode})
@@ -282,7 +288,7 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
                 raise HTTPException(status_code=400, detail={"error": "invalid_cursor"})
             req = q.keyword_body(body.q, body.language, filters, body.size, sort=body.sort,
                                  search_after=position.get("search_after"))
-            resp = await call(es().search(index=alias, **_es_kwargs(req)))
+            resp = await call(es().search(index=index, **_es_kwargs(req)))
             hits = resp["hits"]["hits"]
             nxt = (q.encode_cursor(fingerprint, search_after=hits[-1]["sort"])
                    if len(hits) == body.size else None)
@@ -296,9 +302,9 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
         if body.language:  # the query's language limits the nearest neighbours too, as in keyword
             filters = replace(filters, languages=(body.language,))
         if mode == "semantic":
-            return await knn_page(vec, filters, body.size, fingerprint, offset)
+            return await knn_page(index, vec, filters, body.size, fingerprint, offset)
         kw_body, knn_body = q.hybrid_bodies(body.q, body.language, vec, filters, offset, body.size)
-        resp = await call(es().msearch(searches=[{"index": alias}, kw_body, {"index": alias}, knn_body]))
+        resp = await call(es().msearch(searches=[{"index": index}, kw_body, {"index": index}, knn_body]))
         for part in resp["responses"]:
             if "error" in part:
                 log.warning("search_backend_error", error=str(part["error"])[:300])
@@ -307,7 +313,7 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
         page = q.fuse_page(kw_ids, knn_ids, offset, body.size)
         docs: dict[str, Any] = {}
         if page.ids:
-            found = await call(es().search(index=alias, **_es_kwargs(q.page_body(page.ids, body.q, body.language))))
+            found = await call(es().search(index=index, **_es_kwargs(q.page_body(page.ids, body.q, body.language))))
             docs = {h["_id"]: h for h in found["hits"]["hits"]}
         return SearchResponse(
             mode="hybrid",
@@ -318,12 +324,13 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
 
     @router.post("/similar/{feedback_id}", response_model=SearchResponse,
                  summary="More like this: feedback nearest in meaning to one item",
-                 responses={404: {"description": "No such feedback"},
+                 responses={404: {"description": "No such feedback (or not in the user's service areas)"},
                             422: {"description": "The item has no text (no embedding) or the body is invalid"}})
     async def similar(feedback_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")],
-                      body: SimilarRequest | None = None) -> SearchResponse:
+                      body: SimilarRequest | None = None, index: str = Depends(readable)) -> SearchResponse:
         body = body or SimilarRequest()
-        found = await call(es().search(index=alias, query={"ids": {"values": [feedback_id]}}, size=1,
+        # A search, not a get: the area aliases' filters apply, so another area's item is absent (404).
+        found = await call(es().search(index=index, query={"ids": {"values": [feedback_id]}}, size=1,
                                        source_includes=["embedding"]))
         hits = found["hits"]["hits"]
         if not hits:
@@ -338,14 +345,14 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
         position = cursor_position(body.cursor, fingerprint)
         if "search_after" in position:
             raise HTTPException(status_code=400, detail={"error": "invalid_cursor"})
-        return await knn_page(vec, body.filters.to_filters(), body.size, fingerprint,
+        return await knn_page(index, vec, body.filters.to_filters(), body.size, fingerprint,
                               position.get("offset", 0), exclude=(feedback_id,))
 
     @router.post("/aggregations", response_model=AggregationsResponse,
                  summary="Theme by sentiment by week, and a summary per unit")
-    async def aggregations(body: AggregationsRequest) -> AggregationsResponse:
+    async def aggregations(body: AggregationsRequest, index: str = Depends(readable)) -> AggregationsResponse:
         query = q.keyword_query(body.q, body.language, body.filters.to_filters())
-        resp = await call(es().search(index=alias, **_es_kwargs(q.aggregations_body(query, interval=body.interval))))
+        resp = await call(es().search(index=index, **_es_kwargs(q.aggregations_body(query, interval=body.interval))))
         aggs = resp["aggregations"]
         names = units()
         return AggregationsResponse(

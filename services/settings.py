@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["demo-lead"],
         description="Users (keys of api_tokens) allowed to erase a respondent (POST /v1/erasure).",
     )
+    lead_service_areas: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Service areas each user (keys of api_tokens) sees and acts on, JSON object "
+                    "{user: [service_area, ...]}; a user not listed sees every area (a county-wide role).",
+    )
     console_session_hours: float = Field(8.0, description="Lifetime of a console session cookie.")
 
     # --- Enrichment ----------------------------------------------------------------
@@ -118,6 +123,30 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # Compose passes FEEDBACK_ES_CA_CERTS="" when no CA is configured.
         return value or None
+
+    @field_validator("lead_service_areas")
+    @classmethod
+    def _known_areas(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from pipelines.units import service_areas  # here: every process imports settings, keep that light
+
+        known = service_areas()
+        for user, areas in value.items():
+            # An empty list would search the index expression "", which Elasticsearch reads as
+            # every index: a lead with no area is a mistake, a county-wide one is left out.
+            if not areas:
+                raise ValueError(f"user {user!r} has no service areas; leave the user out for every area")
+            unknown = sorted(set(areas) - set(known))
+            if unknown:
+                raise ValueError(f"user {user!r}: unknown service areas {unknown} (known: {sorted(known)})")
+        return value
+
+    @model_validator(mode="after")
+    def _leads_have_tokens(self) -> "Settings":
+        # A misspelt user here would leave the real user unlisted, i.e. county-wide: refuse it.
+        stray = sorted(set(self.lead_service_areas) - set(self.api_tokens))
+        if stray:
+            raise ValueError(f"lead_service_areas names users without an api_tokens entry: {stray}")
+        return self
 
     def topic(self, base: str) -> str:
         """The full name of a topic given its base name from services.topics."""

@@ -73,6 +73,22 @@ def service_group(pipeline_env, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def index_events():
+    """Upsert enriched events into a module's alias as the indexer does, refreshed: returns the client."""
+    from pipelines.documents import to_document, upsert_action
+    from services.es import es_client
+
+    def index(settings, events: list[dict]):
+        es = es_client(settings)
+        lines = [line for ev in events for line in upsert_action(settings.index_alias, to_document(ev))]
+        resp = es.bulk(operations=lines, refresh=True)
+        assert not resp["errors"], resp
+        return es
+
+    return index
+
+
+@pytest.fixture(scope="session")
 def topic_records():
     """Read every record of a topic (by base name) from the beginning: [(key, value), ...]."""
     from kafka import KafkaConsumer

@@ -54,11 +54,9 @@ CLOSED = {0, 1}  # answered by a "you said, we did" action
 
 
 @pytest.fixture(scope="module")
-def corpus(pipeline_env) -> dict[str, Any]:
-    from pipelines.documents import to_document, upsert_action
+def corpus(pipeline_env, index_events) -> dict[str, Any]:
     from pipelines.embedding import make_embedder
     from pipelines.synthetic import enriched_event
-    from services.es import es_client
 
     _, settings = pipeline_env
     embedder = make_embedder(settings.embedder)
@@ -72,12 +70,7 @@ def corpus(pipeline_env) -> dict[str, Any]:
                                      embedding_model=embedder.name))
     events.append(enriched_event(unit="salo-ed", text="", language="und", theme_codes=[], sentiment="neutral",
                                  channel="kiosk", received_at=START + timedelta(days=60), embedding=None))
-    es = es_client(settings)
-    lines: list[dict[str, Any]] = []
-    for ev in events:
-        lines.extend(upsert_action(settings.index_alias, to_document(ev)))
-    resp = es.bulk(operations=lines, refresh=True)
-    assert not resp["errors"], resp
+    es = index_events(settings, events)
     for i in CLOSED:
         es.update(index=settings.index_alias, id=events[i]["feedback_id"], refresh=True,
                   doc={"closure_status": "closed", "closure_action_ids": ["action-1"],
