@@ -37,6 +37,7 @@ from services.delivery import SENDERS, NoAddressError, PermanentDeliveryError
 from services.kafka_io import dumps, utc_now
 from services.logs import get_logger
 from services.settings import Settings, get_settings
+from services.skipped_records import SkippedRecords
 from services.topics import CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, DAY_MS, RESPONDENT_CONTACTS
 from services.worker import DeadLetters, event_context, make_app, process_batch
 
@@ -208,16 +209,24 @@ def build(settings: Settings | None = None):
 
     async def process(events: list[Any]) -> None:
         for ev in events:
-            with event_context(ev):
+            # A recovered record writes its table entries under the event after its hole
+            # (same partition): faust picks the changelog partition from the current event.
+            with event_context(getattr(ev, "context", ev)):
                 await deliver(ev)
         metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(events))
+
+    skipped = SkippedRecords(settings, STAGE, app.conf.id)
+
+    @app.on_partitions_revoked.connect
+    async def _forget_offsets(app: Any, revoked: Any, **kwargs: Any) -> None:  # noqa: ARG001
+        skipped.forget()
 
     @app.agent(notifications)
     async def notify(stream: Any) -> None:
         # One event at a time: sends are sequential anyway, and a plain iteration acks an event
         # only after its own processing finished (no batch of 20 to redo after a crash).
         async for ev in stream.events():
-            await process_batch(STAGE, process, [ev])
+            await process_batch(STAGE, process, [*await skipped.before(ev), ev])
 
     return app
 

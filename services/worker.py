@@ -18,7 +18,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services import metrics
-from services.faust_fixes import install_seek_to_committed_fix
+from services.faust_fixes import install_faust_fixes
 from services.kafka_io import dead_letter, dumps
 from services.logs import configure_logging, get_logger
 from services.settings import Settings, service_port
@@ -29,7 +29,7 @@ log = get_logger("worker")
 
 def make_app(service: str, settings: Settings, *, ready: Callable[[], Awaitable[bool]] | None = None) -> faust.App:
     """A faust app named ``feedback-<service>`` with /health, /ready and /metrics pages."""
-    install_seek_to_committed_fix()  # or a restart can skip records of never-committed partitions
+    install_faust_fixes()  # or a restart can skip records (services/faust_fixes.py)
     app = faust.App(
         f"{settings.topic_prefix}feedback-{service}",
         broker=[f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")],

@@ -57,3 +57,62 @@ def test_seek_to_committed_rewinds_partitions_without_a_committed_offset(stack) 
     # p0 never committed: back to the beginning (aiokafka alone would leave it at 5).
     # p1 committed at 2: there, as before the patch.
     assert asyncio.run(scenario()) == {0: 0, 1: 2}
+
+
+def test_skipped_records_are_read_back_from_the_hole(stack) -> None:
+    from types import SimpleNamespace
+
+    from services.settings import Settings
+    from services.skipped_records import SkippedRecords
+
+    topic = f"skipped-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+    for n in range(8):
+        producer.send(topic, key=f"k{n}".encode(), value=f"v{n}".encode(), partition=1)
+    producer.flush(30)
+    producer.close()
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    async def commit(group: str, tp: TopicPartition, offset: int) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, group_id=group,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+        finally:
+            await consumer.stop()
+
+    def event(offset: int, partition: int = 1) -> SimpleNamespace:
+        return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=partition, offset=offset))
+
+    async def scenario() -> list[list[tuple[int, bytes]]]:
+        group = f"{topic}-group"
+        await commit(group, TopicPartition(topic, 1), 0)
+        guard = SkippedRecords(Settings(kafka_bootstrap=stack.kafka_bootstrap), "test", group)
+        seen = []
+        for ev in (event(1), event(2), event(4), event(3), event(6), event(0, partition=0)):
+            recovered = await guard.before(ev)
+            assert all(r.context is ev and r.message.partition == ev.message.partition for r in recovered)
+            seen.append([(r.message.offset, r.value) for r in recovered])
+        guard.forget()
+        await commit(group, TopicPartition(topic, 1), 7)
+        seen.append([(r.message.offset, r.value) for r in await guard.before(event(7))])
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        [(0, b"v0")],                # committed 0, first event 1: record 0 was skipped
+        [],                          # consecutive: nothing skipped
+        [(3, b"v3")],                # 2 -> 4: record 3 was skipped
+        [],                          # a seek back (redelivery) is not a hole
+        [(4, b"v4"), (5, b"v5")],    # 3 -> 6 counts from the redelivered offset
+        [],                          # another partition (nothing committed) starts its own count
+        [],                          # after a rebalance: starts again from the committed offset 7
+    ]
