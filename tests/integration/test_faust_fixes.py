@@ -15,22 +15,28 @@ from services.faust_fixes import install_seek_to_committed_fix
 pytestmark = pytest.mark.integration
 
 
-def test_seek_to_committed_rewinds_partitions_without_a_committed_offset(stack) -> None:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.structs import OffsetAndMetadata
-
-    topic = f"faust-fix-{uuid.uuid4().hex[:8]}"
+def topic_with_records(stack, name: str, counts: dict[int, int]) -> str:
+    """A new two-partition topic with ``counts[p]`` records (values ``v0``, ``v1``, ...) in partition p."""
+    topic = f"{name}-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
     finally:
         admin.close()
     producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
-    for partition in (0, 1):
-        for n in range(5):
-            producer.send(topic, value=f"{partition}-{n}".encode(), partition=partition)
+    for partition, count in counts.items():
+        for n in range(count):
+            producer.send(topic, key=f"k{n}".encode(), value=f"v{n}".encode(), partition=partition)
     producer.flush(30)
     producer.close()
+    return topic
+
+
+def test_seek_to_committed_rewinds_partitions_without_a_committed_offset(stack) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    topic = topic_with_records(stack, "faust-fix", {0: 5, 1: 5})
 
     async def scenario() -> dict[int, int]:
         install_seek_to_committed_fix()
@@ -65,17 +71,7 @@ def test_skipped_records_are_read_back_from_the_hole(stack) -> None:
     from services.settings import Settings
     from services.skipped_records import SkippedRecords
 
-    topic = f"skipped-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-    finally:
-        admin.close()
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
-    for n in range(8):
-        producer.send(topic, key=f"k{n}".encode(), value=f"v{n}".encode(), partition=1)
-    producer.flush(30)
-    producer.close()
+    topic = topic_with_records(stack, "skipped", {1: 8})
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.structs import OffsetAndMetadata
