@@ -448,7 +448,8 @@ def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfi
                   "sentiment_macro_f1": round(srep["macro_f1"], 4), "sentiment_accuracy": round(srep["accuracy"], 4)}
 
 
-def english_validation_scores(heads: _Heads, data: TrainingData, codes: list[str]) -> dict[str, float]:
+def english_validation_scores(heads: _Heads, data: TrainingData, codes: list[str],
+                              config: TrainConfig) -> dict[str, float]:
     """Theme micro/macro F1 and sentiment macro F1 of ``heads`` on the English validation rows.
 
     The thresholds were tuned on these rows, so the figures are optimistic; they only
@@ -459,7 +460,7 @@ def english_validation_scores(heads: _Heads, data: TrainingData, codes: list[str
     va = np.asarray([e.split == "val" for e in data.english])
     rows = [e for e, m in zip(data.english, va) if m]
     emb = data.english_emb[va]
-    scores = 1.0 / (1.0 + np.exp(-(emb @ heads.coef.T + heads.intercept)))
+    scores = _theme_scores(heads, emb, ["en"] * len(rows), data, codes, config)
     pred = [{codes[j] for j in np.flatnonzero(r)} for r in scores >= heads.thresholds[None, :]]
     themes = multilabel_report([set(e.themes) for e in rows], pred, codes)
     labelled = [i for i, e in enumerate(rows) if e.sentiment]
@@ -470,16 +471,18 @@ def english_validation_scores(heads: _Heads, data: TrainingData, codes: list[str
             "sentiment_macro_f1": round(sentiment["macro_f1"], 4)}
 
 
-def fit_english_heads(data: TrainingData, codes: list[str], config: TrainConfig,
+def fit_english_heads(data: TrainingData, codes: list[str], config: TrainConfig, full_weight: _Heads,
                       log: Callable[[str], None]) -> tuple[_Heads, dict[str, Any]]:
     """English heads with the fi/sv seed weight scale that scores best on English val:
-    the theme heads by theme micro + macro F1, the sentiment head by its macro F1."""
+    the theme heads by theme micro + macro F1, the sentiment head by its macro F1.
+    ``full_weight`` are the heads already fitted at scale 1.0 (the fi/sv heads)."""
     import dataclasses
 
     every_seed = np.ones(len(data.seeds), dtype=bool)
-    fitted = {scale: _fit_heads(data, codes, config, every_seed, lambda s: None, foreign_scale=scale)
+    fitted = {scale: full_weight if scale == 1.0 else
+              _fit_heads(data, codes, config, every_seed, lambda s: None, foreign_scale=scale)
               for scale in config.english_foreign_scales}
-    results = {str(scale): english_validation_scores(heads, data, codes) for scale, heads in fitted.items()}
+    results = {str(scale): english_validation_scores(heads, data, codes, config) for scale, heads in fitted.items()}
     scales = config.english_foreign_scales
     theme_scale = max(scales, key=lambda x: (results[str(x)]["micro_f1"] + results[str(x)]["macro_f1"], -x))
     sent_scale = max(scales, key=lambda x: (results[str(x)]["sentiment_macro_f1"], -x))
@@ -525,7 +528,7 @@ def train_heads(data: TrainingData, taxonomy: dict[str, Any], config: TrainConfi
         scale, seed_cv = tune_language_scale(data, codes, config, log)
         config.lang_threshold_scale = {**config.lang_threshold_scale, "fi": scale, "sv": scale}
     heads = _fit_heads(data, codes, config, np.ones(len(data.seeds), dtype=bool), log)  # fi/sv texts
-    en_heads, en_search = fit_english_heads(data, codes, config, log)
+    en_heads, en_search = fit_english_heads(data, codes, config, heads, log)
     urg = fit_urgency_head(data, config)
 
     split = np.asarray([e.split for e in data.english])
