@@ -18,6 +18,7 @@ EVENT_VERSIONS: dict[str, int] = {
     "closure.actions": 1,
     "closure.notifications": 1,
     "closure.deliveries": 1,
+    "closure.notification_log": 1,
     "gdpr.erasure": 1,
 }
 

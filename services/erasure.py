@@ -5,8 +5,9 @@ each idempotent so a failed erasure is simply run again:
 
 1. the ref goes on the erasure list (``<alias>-erasures``), so the indexer drops any
    feedback of this respondent still in flight from now on;
-2. a tombstone (null value) for the ref on respondent.contacts: compaction removes the
-   encrypted contact, and the notifier drops it from its table (and changelog);
+2. tombstones (null values) for the ref on respondent.contacts and on the notifier's
+   closure.notification_log: compaction removes the encrypted contact and the log of
+   what was sent to them; the notifier drops both from memory when it next reads them;
 3. tombstones under each of the respondent's feedback ids on feedback.received,
    feedback.enriched and feedback.urgent (compacted): the raw and redacted text go
    at the next compaction, not at the end of retention; written before step 4 so a
@@ -36,7 +37,7 @@ from services.logs import get_logger
 from services.settings import Settings
 from services.stores import ensure_index, erasures_index
 from services.topics import (FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGENT, GDPR_ERASURE,
-                             RESPONDENT_CONTACTS)
+                             NOTIFICATION_LOG, RESPONDENT_CONTACTS)
 
 log = get_logger("erasure")
 FEEDBACK_TOPICS = (FEEDBACK_RECEIVED, FEEDBACK_ENRICHED, FEEDBACK_URGENT)
@@ -99,7 +100,8 @@ def erase_ref(settings: Settings, ref: str, identified_by: IdentifiedBy, request
         ensure_index(es, alias, "erasures")
         es.index(index=erasures_index(alias), id=ref, document={
             "respondent_ref": ref, "erased_at": requested_at, "requested_by": requested_by}, refresh="wait_for")
-        prod.send(settings.topic(RESPONDENT_CONTACTS.name), key=ref.encode(), value=None)
+        for spec in (RESPONDENT_CONTACTS, NOTIFICATION_LOG):
+            prod.send(settings.topic(spec.name), key=ref.encode(), value=None)
         es.indices.refresh(index=alias)
         docs = _documents(es, alias, ref)
         for _, fid in docs:

@@ -1,8 +1,10 @@
 """Work-arounds for faust-streaming on aiokafka that can lose events around a restart.
 
 Both found by tests/e2e/test_notifier_crash.py (a notifier SIGKILLed and restarted with
-a backlog), where some notifications were never delivered yet their offsets were
-committed. ``install_faust_fixes()`` applies both; ``make_app`` calls it for every worker.
+a backlog) while the notifier was still a faust app: some notifications were never
+delivered yet their offsets were committed. ``install_faust_fixes()`` applies both;
+``make_app`` calls it for every faust worker. (The notifier now commits its own offsets on
+plain aiokafka: docs/closure-loop.md.)
 
 1. ``AIOKafkaConsumer.seek_to_committed`` skips a partition whose committed offset is
    missing or 0 (``if offset and offset > 0``). faust calls it after a rebalance to undo

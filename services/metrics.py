@@ -24,11 +24,6 @@ DEAD_LETTERS = Counter(
     "Events sent to the dead-letter topic, by stage and error type.",
     ["stage", "error_type"],
 )
-SKIPPED_RECORDS_RECOVERED = Counter(
-    "feedback_skipped_records_recovered_total",
-    "Records faust left undelivered in a partition, read back from Kafka and processed (services/skipped_records.py).",
-    ["stage"],
-)
 STAGE_SECONDS = Histogram(
     "feedback_stage_duration_seconds",
     "Time a stage spent on one batch of events.",

@@ -1,8 +1,8 @@
 """Every Kafka topic of the pipeline, in one place: name, key, partitions, configs, schema.
 
 ``feedback topics create`` creates exactly these; no service relies on auto-creation.
-Topics that are joined by key (contacts and notifications, both keyed by
-respondent_ref) must keep the same partition count so they stay co-partitioned.
+Topics that are joined by key (contacts, notifications and the notification log, all
+keyed by respondent_ref) must keep the same partition count so they stay co-partitioned.
 """
 from __future__ import annotations
 
@@ -78,6 +78,14 @@ CLOSURE_DELIVERIES = TopicSpec(
     {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"},
     "Delivery receipts of notifications.",
 )
+NOTIFICATION_LOG = TopicSpec(
+    "closure.notification_log", "respondent_ref", "closure.notification_log", CLOSURE_NOTIFICATIONS.partitions,
+    # The notifier's state (services/notifier.py): compacted, so the latest log per respondent
+    # is kept for as long as it has entries (400 days) and an erasure's tombstone removes it.
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(DAY_MS),
+     "delete.retention.ms": str(DAY_MS), "segment.ms": str(DAY_MS)},
+    "The notifier's log per respondent: which notifications were sent, how, when (pseudonymous).",
+)
 GDPR_ERASURE = TopicSpec(
     "gdpr.erasure", "respondent_ref", "gdpr.erasure", 1,
     # Proof that an erasure was done (who asked, when, what was removed): the pseudonymous
@@ -96,5 +104,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     CLOSURE_ACTIONS,
     CLOSURE_NOTIFICATIONS,
     CLOSURE_DELIVERIES,
+    NOTIFICATION_LOG,
     GDPR_ERASURE,
 )

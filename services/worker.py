@@ -1,6 +1,6 @@
 """What every faust worker shares: the app, health and metrics pages, DLQ, running.
 
-Each worker (enricher, indexer, closure, notifier) builds its app with
+Each faust worker (enricher, indexer, closure, trends) builds its app with
 ``make_app`` and adds its agents. Offsets are committed by faust only for events
 the agent acknowledged, and agents acknowledge a batch only after its side effect
 (produce, index, send) succeeded: at-least-once, with idempotent side effects.

@@ -132,6 +132,26 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def missing_report(settings, stack, gateway, by_nid: dict[str, dict], notifier) -> str:
+    """What a failed wait needs to be diagnosed from CI output alone: the notifications
+    not delivered, where they sit on the topic, their receipts, the notifier's warnings."""
+    from kafka import KafkaConsumer
+
+    got = set(emails(stack.maildir, set(by_nid))) | set(gateway.delivered)
+    missing = set(by_nid) - got
+    consumer = KafkaConsumer(settings.topic(CLOSURE_NOTIFICATIONS.name), bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000)
+    where = {json.loads(r.value)["notification_id"]: (r.partition, r.offset) for r in consumer}
+    consumer.close()
+    receipts = [(r["notification_id"], r["status"], r.get("reason")) for r in read_topic(settings, "closure.deliveries")
+                if r["notification_id"] in missing]
+    log_lines = [line for line in notifier.log_path.read_text(errors="replace").splitlines()
+                 if any(w in line for w in ("warning", "error", "critical", "skipped", "recovered", "Traceback",
+                                            "stale_message"))]
+    return (f"missing {len(missing)} of {len(by_nid)}: {sorted(where.get(n, ('?', '?')) for n in missing)}\n"
+            f"their receipts: {receipts}\nnotifier log (warnings, last 40):\n" + "\n".join(log_lines[-40:]))
+
+
 def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(loop, stack, gateway, crash, service_group):
     env, settings, people = loop
     action_id = str(uuid.uuid4())
@@ -148,8 +168,11 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(loop, stack, gat
     assert len(before_emails) < len(email_nids), "the crash came too late to be mid-batch"
 
     notifier = service_group.start("notifier")
-    wait_for(lambda: set(emails(stack.maildir, email_nids)) == email_nids
-             and set(gateway.delivered) >= http_nids, 300, "every message after the restart")
+    try:
+        wait_for(lambda: set(emails(stack.maildir, email_nids)) == email_nids
+                 and set(gateway.delivered) >= http_nids, 300, "every message after the restart")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{missing_report(settings, stack, gateway, by_nid, notifier)}") from None
     time.sleep(5)  # give a duplicate the chance to show up
 
     got = emails(stack.maildir, email_nids)

@@ -21,10 +21,23 @@ def test_every_event_type_has_a_schema_and_topics_name_existing_schemas():
     assert len({t.name for t in ALL_TOPICS}) == len(ALL_TOPICS)
 
 
-def test_contacts_and_notifications_are_co_partitioned():
+def test_contacts_notifications_and_the_notification_log_are_co_partitioned():
     by = {t.name: t for t in ALL_TOPICS}
-    assert by["respondent.contacts"].partitions == by["closure.notifications"].partitions
-    assert by["respondent.contacts"].config["cleanup.policy"] == "compact"
+    for name in ("respondent.contacts", "closure.notification_log"):
+        assert by[name].partitions == by["closure.notifications"].partitions
+        assert by[name].config["cleanup.policy"] == "compact"
+
+
+def test_notification_log_records_match_their_schema():
+    from datetime import datetime, timezone
+
+    from pipelines import notification_log as nlog
+
+    now = datetime.now(timezone.utc)
+    entries = nlog.with_entry({}, "n1", nlog.Entry("delivered", now, True, "email", "fi", 2), now)
+    entries = nlog.with_entry(entries, "n2", nlog.Entry(nlog.SENDING, now, False, "sms", "sv"), now)
+    assert event_errors("closure.notification_log", json.loads(nlog.dump(entries))) == []
+    assert event_errors("closure.notification_log", {"n1": ["bogus", "2026-01-01T00:00:00Z"]})
 
 
 @pytest.mark.parametrize("name, model, convert", [
