@@ -75,6 +75,9 @@ class Notifier:
         self.producer = aiokafka_producer(settings)
         self.consumer: Any = None
         self.lock = asyncio.Lock()  # held while one notification is handled; a rebalance waits for it
+        # Partitions this worker may process: emptied of revoked ones before any other worker
+        # is assigned them (Kafka's guarantee), unlike consumer.assignment() mid-rebalance.
+        self.owned: set[Any] = set()
         self.stopping = asyncio.Event()
         self.running = False
 
@@ -239,12 +242,14 @@ class Notifier:
         then forget the partitions' state: their next owner reads it from Kafka."""
         async with self.lock:
             for tp in revoked:
+                self.owned.discard(tp)
                 await self.contacts.drop(tp.partition)
                 await self.logs.drop(tp.partition)
                 self.erased.pop(tp.partition, None)
         log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.owned |= set(assigned)
         log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
 
     async def _commit(self, tp: Any, offset: int) -> None:
@@ -286,9 +291,9 @@ class Notifier:
                     batch = await self.consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
                     for tp, records in batch.items():
                         for record in records:
-                            if self.stopping.is_set() or tp not in self.consumer.assignment():
-                                break  # not committed: redelivered to whoever owns the partition next
                             async with self.lock:
+                                if self.stopping.is_set() or tp not in self.owned:
+                                    break  # not committed: redelivered to whoever owns the partition next
                                 await process_batch(STAGE, self._handle_batch, [record])
                                 await self._commit(tp, record.offset + 1)
             finally:

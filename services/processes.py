@@ -54,16 +54,19 @@ class ServiceGroup:
     port_offset: int = 0
     running: dict[str, ServiceProcess] = field(default_factory=dict)
 
-    def start(self, name: str, wait: bool = True, timeout: float = 120.0) -> ServiceProcess:
-        port = SERVICE_PORTS[name] + self.port_offset
+    def start(self, name: str, wait: bool = True, timeout: float = 120.0, instance: int = 0) -> ServiceProcess:
+        """Start service ``name``; ``instance`` > 0 starts another replica of it (registered as
+        ``name#instance``, on its port + 100 * instance), as a scaled-out deployment runs."""
+        port = SERVICE_PORTS[name] + self.port_offset + 100 * instance
+        key = f"{name}#{instance}" if instance else name
         env = {**os.environ, **self.env, "FEEDBACK_PORT": str(port)}
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
+        log_path = self.log_dir / f"{key.replace('#', '-')}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", name], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        sp = ServiceProcess(name, port, proc, log_path)
-        self.running[name] = sp
+        sp = ServiceProcess(key, port, proc, log_path)
+        self.running[key] = sp
         if wait:
             self.wait_healthy(sp, timeout)
         return sp

@@ -18,7 +18,6 @@ ends with a "delivered" receipt. Then the weekly frequency cap.
 from __future__ import annotations
 
 import json
-import random
 import signal
 import threading
 import time
@@ -27,14 +26,10 @@ from collections import Counter
 
 import httpx
 import pytest
-from kafka import KafkaProducer
 
+from closure_helpers import MESSAGES, emails, notify, register, wait_for
 from gateway import Delivery, Gateway
-from pipelines.closure import notification_id
-from pipelines.pseudonym import respondent_ref
-from schemas.validate import validate_event
 from services.demo import read_topic
-from services.kafka_io import dumps, utc_now
 from services.localstack.smtp import read_mailbox
 from services.topics import CLOSURE_NOTIFICATIONS
 
@@ -44,8 +39,6 @@ CHANNELS = ("email", "sms", "push")
 LANGS = ("fi", "sv", "en")
 N = 24
 KILL_AT = 5  # the 5th SMS/push message the gateway accepts is in flight when the notifier dies
-MESSAGES = {"fi": "Lisäsimme iltavuoroon kaksi hoitajaa.", "sv": "Vi har lagt till två skötare på kvällsskiftet.",
-            "en": "We added two nurses to the evening shift."}
 
 
 class Crash:
@@ -81,55 +74,9 @@ def loop(pipeline_env, service_group, gateway: Gateway):
     env.update({"FEEDBACK_SMS_GATEWAY_URL": f"{gateway.url}/sms", "FEEDBACK_PUSH_WEBHOOK_URL": f"{gateway.url}/push",
                 "FEEDBACK_NOTIFY_RETRY_INITIAL_S": "0.2", "FEEDBACK_NOTIFY_MAX_PER_WEEK": "2"})
     service_group.start_all(("ingest", "notifier"))
-    key = settings.pseudonym_key.get_secret_value().encode()
-    run = uuid.uuid4().hex[:8]
-    digits = f"{random.randrange(10**5):05d}"
-    people = []
-    with httpx.Client(base_url=service_group.running["ingest"].url, timeout=30) as client:
-        for i in range(N):
-            channel, lang = CHANNELS[i % 3], LANGS[(i // 3) % 3]
-            detail = {"email": {"email": f"crash{i}.{run}@example.fi"}, "sms": {"phone": f"+35840{digits}{i:02d}"},
-                      "push": {"push_token": f"push-{run}-{i}"}}[channel]
-            body = {"unit": "turku-ed", "text": f"Odotin päivystyksessä kuusi tuntia ({i}).", "follow_up_consent": True,
-                    "idempotency_key": f"crash-{run}-{i}",
-                    "contact": {**detail, "preferred_channel": channel, "language": lang}}
-            resp = client.post("/v1/feedback/app", json=body,
-                               headers={"X-API-Key": settings.ingest_api_keys["app"].get_secret_value()})
-            assert resp.status_code == 202, resp.text
-            ref = respondent_ref(key, **detail)
-            people.append({"i": i, "channel": channel, "lang": lang, "ref": ref, "detail": next(iter(detail.values())),
-                           "feedback_id": resp.json()["feedback_id"]})
+    people = register(service_group.running["ingest"].url, settings, [CHANNELS[i % 3] for i in range(N)],
+                      [LANGS[(i // 3) % 3] for i in range(N)], "crash")
     return env, settings, people
-
-
-def notify(settings, people, action_id: str) -> dict[str, dict]:
-    """Produce one notification per person (what the closure worker would); nid -> person."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    out = {}
-    for p in people:
-        nid = notification_id(action_id, p["ref"])
-        note = {"schema_version": 1, "notification_id": nid, "action_id": action_id, "respondent_ref": p["ref"],
-                "language": p["lang"], "unit": "turku-ed", "feedback_ids": [p["feedback_id"]],
-                "created_at": utc_now(), "messages": MESSAGES}
-        validate_event("closure.notifications", note)
-        producer.send(settings.topic(CLOSURE_NOTIFICATIONS.name), key=p["ref"].encode(), value=dumps(note))
-        out[nid] = p
-    producer.flush(30)
-    producer.close()
-    return out
-
-
-def emails(maildir, nids) -> Counter:
-    return Counter(m["X-Notification-Id"] for m in read_mailbox(maildir) if m["X-Notification-Id"] in nids)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def missing_report(settings, stack, gateway, by_nid: dict[str, dict], notifier) -> str:
