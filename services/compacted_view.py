@@ -35,18 +35,17 @@ class _PartitionReader:
         self.data: dict[bytes, bytes] = {}
         # With a group id the reader remembers (as a committed offset) how far records were
         # checked, so a bad record is reported once, not on every reload.
+        self.checked_by = checked_by
         self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=checked_by,
                                          enable_auto_commit=False, auto_offset_reset="earliest")
         self.checked_to = 0
-        self.started = False
 
     async def start(self) -> None:
         await self.consumer.start()
         self.consumer.assign([self.tp])
         await self.consumer.seek_to_beginning(self.tp)
-        if self.consumer._group_id is not None:  # noqa: SLF001 - aiokafka has no public getter
+        if self.checked_by is not None:
             self.checked_to = await self.consumer.committed(self.tp) or 0
-        self.started = True
 
     async def catch_up(self, on_record: OnRecord) -> None:
         end = (await self.consumer.end_offsets([self.tp]))[self.tp]
@@ -62,7 +61,7 @@ class _PartitionReader:
                     self.data.pop(record.key, None)
                 else:
                     self.data[record.key] = value
-        if read_any and self.consumer._group_id is not None and end > self.checked_to:  # noqa: SLF001
+        if read_any and self.checked_by is not None and end > self.checked_to:
             await self.consumer.commit({self.tp: end})
             self.checked_to = end
 
@@ -85,10 +84,13 @@ class CompactedView:
         """Read ``partition`` up to its current end; returns its key -> value map."""
         reader = self.readers.get(partition)
         if reader is None:
-            reader = self.readers[partition] = _PartitionReader(self.settings, self.topic, partition,
-                                                                 self.checked_by)
-        if not reader.started:
-            await reader.start()
+            reader = _PartitionReader(self.settings, self.topic, partition, self.checked_by)
+            try:
+                await reader.start()
+            except BaseException:
+                await reader.stop()
+                raise
+            self.readers[partition] = reader
         await reader.catch_up(self.on_record)
         return reader.data
 
@@ -108,7 +110,7 @@ class CompactedView:
     async def drop(self, partition: int) -> None:
         """Forget a partition (another worker owns it now); it is read afresh if needed again."""
         reader = self.readers.pop(partition, None)
-        if reader is not None and reader.started:
+        if reader is not None:
             await reader.stop()
 
     async def stop(self) -> None:

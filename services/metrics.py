@@ -5,7 +5,7 @@ never unit-free identifiers, respondent references or text.
 """
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 STAGES = ("ingest", "enricher", "indexer", "closure", "notifier")
 
@@ -121,3 +121,10 @@ CONSOLE_LOGINS = Counter(
     "Service-lead console sign-ins by outcome (ok, rejected, throttled).",
     ["outcome"],
 )
+
+
+def exposition() -> tuple[bytes, str]:
+    """Every metric in the Prometheus text format, and its content type as aiohttp wants it
+    (the charset is set separately there)."""
+    content_type = "; ".join(p.strip() for p in CONTENT_TYPE_LATEST.split(";") if "charset" not in p)
+    return generate_latest(), content_type

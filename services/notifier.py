@@ -29,6 +29,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
+from aiokafka.abc import ConsumerRebalanceListener
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from pipelines import notification_log as nlog
@@ -40,13 +42,13 @@ from schemas.validate import event_errors
 from services import metrics
 from services.compacted_view import CompactedView
 from services.delivery import SENDERS, NoAddressError, PermanentDeliveryError
-from services.kafka_io import aiokafka_producer, dead_letter, dumps, utc_now
+from services.kafka_io import aiokafka_producer, dumps, utc_now
 from services.logs import configure_logging, get_logger
 from services.probe_server import ProbeServer
 from services.settings import Settings, get_settings, service_port
 from services.topics import (CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, FEEDBACK_DLQ, NOTIFICATION_LOG,
                              RESPONDENT_CONTACTS)
-from services.worker import process_batch
+from services.processing import count_dead_letter, process_batch
 
 log = get_logger("notifier")
 STAGE = "notifier"
@@ -59,8 +61,9 @@ def group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}feedback-{STAGE}"
 
 
-class Notifier:
-    """One notifier process: consume, send, record, commit; see the module docstring."""
+class Notifier(ConsumerRebalanceListener):
+    """One notifier process: consume, send, record, commit; see the module docstring.
+    It is its own consumer's rebalance listener."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -118,12 +121,9 @@ class Notifier:
     # --- outputs --------------------------------------------------------------------------
 
     async def _dead_letter(self, reason: str, error_type: str, record: Any) -> None:
-        body = dead_letter(STAGE, reason, error_type, record.value, topic=record.topic, partition=record.partition,
-                           offset=record.offset)
-        metrics.DEAD_LETTERS.labels(STAGE, error_type).inc()
-        metrics.EVENTS_PROCESSED.labels(STAGE, "dead_lettered").inc()
-        log.warning("dead_lettered", stage=STAGE, error_type=error_type, reason=reason[:300])
-        await self.producer.send_and_wait(self.settings.topic(FEEDBACK_DLQ.name), value=dumps(body))
+        body = count_dead_letter(STAGE, reason, error_type, record.value, topic=record.topic,
+                                 partition=record.partition, offset=record.offset)
+        await self.producer.send_and_wait(self.settings.topic(FEEDBACK_DLQ.name), value=body)
 
     async def _receipt(self, note: dict[str, Any], status: str, channel: str | None, attempts: int,
                        reason: str | None = None, language: str | None = None) -> None:
@@ -261,18 +261,6 @@ class Notifier:
 
     async def run(self) -> None:
         """Consume until ``stopping`` is set; each notification committed once handled."""
-        from aiokafka import AIOKafkaConsumer
-        from aiokafka.abc import ConsumerRebalanceListener
-
-        notifier = self
-
-        class Listener(ConsumerRebalanceListener):
-            async def on_partitions_revoked(self, revoked: Any) -> None:
-                await notifier.on_partitions_revoked(revoked)
-
-            async def on_partitions_assigned(self, assigned: Any) -> None:
-                await notifier.on_partitions_assigned(assigned)
-
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=group_id(self.settings),
             enable_auto_commit=False, auto_offset_reset="earliest",
@@ -281,7 +269,7 @@ class Notifier:
             session_timeout_ms=30_000, heartbeat_interval_ms=3_000, max_poll_interval_ms=600_000)
         await self.producer.start()
         try:
-            self.consumer.subscribe([self.notifications_topic], listener=Listener())
+            self.consumer.subscribe([self.notifications_topic], listener=self)
             await self.consumer.start()
             try:
                 self.running = True

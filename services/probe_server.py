@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services import metrics
 
 
 class ProbeServer:
@@ -31,9 +32,8 @@ class ProbeServer:
         return web.json_response({"ready": ok}, status=200 if ok else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:  # noqa: ARG002
-        # aiohttp wants the charset separately from the content type.
-        content_type = "; ".join(p.strip() for p in CONTENT_TYPE_LATEST.split(";") if "charset" not in p)
-        return web.Response(body=generate_latest(), content_type=content_type)
+        body, content_type = metrics.exposition()
+        return web.Response(body=body, content_type=content_type)
 
     async def start(self) -> None:
         await self.runner.setup()

@@ -7,20 +7,15 @@ the agent acknowledged, and agents acknowledge a batch only after its side effec
 """
 from __future__ import annotations
 
-import asyncio
-import os
-import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services import metrics
 from services.faust_fixes import install_faust_fixes
-from services.kafka_io import dead_letter, dumps
 from services.logs import configure_logging, get_logger
+from services.processing import count_dead_letter, process_batch
 from services.settings import Settings, service_port
 from services.topics import FEEDBACK_DLQ
 
@@ -62,9 +57,8 @@ def make_app(service: str, settings: Settings, *, ready: Callable[[], Awaitable[
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
-        # aiohttp wants the charset separately from the content type.
-        content_type = "; ".join(p.strip() for p in CONTENT_TYPE_LATEST.split(";") if "charset" not in p)
-        return web.bytes(generate_latest(), content_type=content_type)
+        body, content_type = metrics.exposition()
+        return web.bytes(body, content_type=content_type)
 
     @app.on_before_shutdown.connect
     async def _down(app: faust.App, **kwargs: Any) -> None:  # noqa: ARG001
@@ -77,46 +71,6 @@ def make_app(service: str, settings: Settings, *, ready: Callable[[], Awaitable[
         log.info("worker_started", service=service)
 
     return app
-
-
-async def side_effect(work: Awaitable[Any]) -> Any:
-    """Finish ``work`` even when the worker is being stopped.
-
-    Faust acknowledges a taken batch when the agent's loop body is left, also by
-    cancellation on SIGTERM; letting the side effect complete first keeps
-    "acknowledged" meaning "done".
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
-
-
-async def process_batch(stage: str, handler: Callable[[list[Any]], Awaitable[None]], events: list[Any],
-                        attempts: int = 6) -> None:
-    """Run ``handler`` on a batch, retrying transient failures, and never ack a failed batch.
-
-    Item-level problems are dead-lettered by the handlers themselves; what reaches
-    here is infrastructure (Kafka, Elasticsearch, SMTP down). After the retries the
-    process exits without acknowledging, so the batch is redelivered after restart.
-    """
-    delay = 0.5
-    for attempt in range(1, attempts + 1):
-        try:
-            await side_effect(handler(events))
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            log.warning("batch_failed", stage=stage, attempt=attempt, error=type(exc).__name__, detail=str(exc)[:300],
-                        exc_info=True)
-            if attempt == attempts:
-                log.critical("batch_gave_up_exiting", stage=stage, size=len(events))
-                os._exit(70)  # unacknowledged: Kafka redelivers the batch to the next worker
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 15)
 
 
 def es_worker_app(service: str, settings: Settings) -> tuple[faust.App, Any]:
@@ -154,23 +108,6 @@ def batch_agent(app: faust.App, topic: Any, stage: str, handler: Callable[[list[
     app.agent(topic, name=f"{stage}-batches")(consume)
 
 
-@contextmanager
-def event_context(event: Any) -> Iterator[None]:
-    """Make ``event`` faust's current event while a batch item is processed.
-
-    Table writes need it to pick the changelog partition (the event's partition).
-    Batches are processed in a shielded task, outside the stream's own context, so
-    the context is set here explicitly.
-    """
-    from faust.streams import _current_event
-
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
 class DeadLetters:
     """Sends failed events to feedback.dlq and counts them."""
 
@@ -181,14 +118,10 @@ class DeadLetters:
     async def send(self, reason: str, error_type: str, original: bytes | None, *, feedback_id: str | None = None,
                    event: Any = None) -> Any:
         msg = getattr(event, "message", None)
-        record = dead_letter(self.stage, reason, error_type, original, feedback_id=feedback_id,
-                             topic=getattr(msg, "topic", None), partition=getattr(msg, "partition", None),
-                             offset=getattr(msg, "offset", None))
-        metrics.DEAD_LETTERS.labels(self.stage, error_type).inc()
-        metrics.EVENTS_PROCESSED.labels(self.stage, "dead_lettered").inc()
-        log.warning("dead_lettered", stage=self.stage, feedback_id=feedback_id, error_type=error_type,
-                    reason=reason[:300])
-        return await self.topic.send(key=(feedback_id or "").encode() or None, value=dumps(record))
+        record = count_dead_letter(self.stage, reason, error_type, original, feedback_id=feedback_id,
+                                   topic=getattr(msg, "topic", None), partition=getattr(msg, "partition", None),
+                                   offset=getattr(msg, "offset", None))
+        return await self.topic.send(key=(feedback_id or "").encode() or None, value=record)
 
 
 def run_worker(service: str, app: faust.App, settings: Settings) -> None:

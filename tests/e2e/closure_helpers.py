@@ -1,5 +1,6 @@
-"""What the notifier's end-to-end tests share: respondents registered through the real
-ingest, notifications put straight onto closure.notifications, the SMTP sink read back."""
+"""What the closure loop's end-to-end tests share: respondents registered through the real
+ingest, notifications put straight onto closure.notifications, the SMTP sink read back,
+waiting for a condition."""
 from __future__ import annotations
 
 import random
@@ -65,10 +66,12 @@ def emails(maildir, nids) -> Counter:
     return Counter(m["X-Notification-Id"] for m in read_mailbox(maildir) if m["X-Notification-Id"] in nids)
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
+def wait_for(predicate, timeout: float, what: str):
+    """Poll ``predicate`` every second until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        result = predicate()
+        if result:
+            return result
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}")

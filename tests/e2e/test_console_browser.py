@@ -32,6 +32,7 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
+from closure_helpers import wait_for
 from gateway import Gateway
 from pipelines.closure import matching_query, notification_id
 from pipelines.contacts import withdraw_consent
@@ -63,16 +64,6 @@ MESSAGES = {
     "en": "You told us about long waits. We added two nurses to the evening shift.",
 }
 TITLES = {"fi": "Lisää hoitajia iltaan", "sv": "Fler skötare på kvällen", "en": "More nurses in the evening"}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

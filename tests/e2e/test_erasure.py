@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -24,33 +24,23 @@ from kafka import KafkaProducer
 from kafka.admin import ConfigResource
 from pydantic import SecretStr
 
-from pipelines.closure import notification_id
+from closure_helpers import notify, wait_for
 from pipelines.pseudonym import respondent_ref
 from pipelines.vault import ContactVault
 from schemas.validate import validate_event
 from services.contacts_store import all_contacts, partition_count, partition_for, read_topic, rotate_keys
 from services.demo import read_topic as read_json_topic
 from services.es import es_client
-from services.kafka_io import admin_client, dumps, utc_now
+from services.kafka_io import admin_client, dumps
 from services.settings import Settings
 from services.stores import erasures_index
-from services.topics import (CLOSURE_NOTIFICATIONS, FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGENT,
-                             NOTIFICATION_LOG, RESPONDENT_CONTACTS)
+from services.topics import (FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGENT, NOTIFICATION_LOG,
+                             RESPONDENT_CONTACTS)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 FAST_COMPACTION = {"segment.ms": "1000", "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "3600000"}
 TEXT = "Odotin päivystyksessä viisi tuntia. Jono oli liian pitkä."
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def compact_fast(settings: Settings, topics: list[str]) -> None:
@@ -92,28 +82,18 @@ def world(pipeline_env, service_group):
 
     wait_for(indexed, 600, "every item indexed")
     # X hears back once, so the notifier's log holds a record of X for the erasure to remove.
-    assert notify(settings, refs["X"], ids["X"]) == "delivered"
+    assert notify_one(settings, refs["X"], ids["X"][0]) == "delivered"
     records, _ = read_topic(settings, settings.topic(NOTIFICATION_LOG.name))
     assert any(r.key == refs["X"].encode() and r.value for r in records), "the notifier logged X's notification"
     return {"env": env, "settings": settings, "es": es, "people": people, "ids": ids, "refs": refs,
             "feedback_topics": feedback_topics, "run": run}
 
 
-def notify(settings: Settings, ref: str, feedback_ids: list[str]) -> str:
-    """Put one notification for ``ref`` on closure.notifications (as the closure worker
-    would) and return the status of its receipt."""
-    action_id = str(uuid.uuid4())
-    note = {"schema_version": 1, "notification_id": notification_id(action_id, ref), "action_id": action_id,
-            "respondent_ref": ref, "language": "fi", "unit": "turku-ed", "feedback_ids": feedback_ids,
-            "created_at": utc_now(), "messages": {"fi": "Lisäsimme iltavuoroon kaksi hoitajaa."}}
-    validate_event("closure.notifications", note)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    producer.send(settings.topic(CLOSURE_NOTIFICATIONS.name), key=ref.encode(), value=dumps(note))
-    producer.flush(30)
-    producer.close()
+def notify_one(settings: Settings, ref: str, feedback_id: str) -> str:
+    """One notification for ``ref`` (as the closure worker would send it); its receipt's status."""
+    nid = next(iter(notify(settings, [{"ref": ref, "lang": "fi", "feedback_id": feedback_id}], str(uuid.uuid4()))))
     receipt = wait_for(lambda: next((r for r in read_json_topic(settings, "closure.deliveries")
-                                     if r["notification_id"] == note["notification_id"]), None), 180,
-                       "the notification's receipt")
+                                     if r["notification_id"] == nid), None), 180, "the notification's receipt")
     return receipt["status"]
 
 
@@ -177,7 +157,7 @@ def test_nothing_of_the_erased_respondent_remains_in_kafka(world, service_group)
     x_ids = set(world["ids"]["X"])
     # A notification for X still on its way after the erasure is answered, but the notifier
     # writes nothing under X's ref again.
-    assert notify(settings, ref, world["ids"]["X"][:1]) == "skipped_no_contact"
+    assert notify_one(settings, ref, world["ids"]["X"][0]) == "skipped_no_contact"
     # Roll the segments that hold the erased records: compaction never touches the active one.
     time.sleep(2)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")

@@ -11,7 +11,6 @@ Idempotency-Keys), none is lost, and each gets exactly one "delivered" receipt.
 """
 from __future__ import annotations
 
-import signal
 import uuid
 from collections import Counter
 
