@@ -9,12 +9,27 @@ from typing import Any
 NOTIFICATION_NAMESPACE = uuid.UUID("0c7f6a53-2d4b-4a0e-9a57-6f4f2b8f1d90")
 
 
+def given_in_period(period: dict[str, str]) -> dict[str, Any]:
+    """Feedback the resident gave within ``period``: its ``submitted_at`` when the channel
+    supplied one, else its ``received_at``.
+
+    The time of giving, not of arrival: a survey export imported in December still
+    answers an October action.
+    """
+    bounds = {"gte": period["from"], "lte": period["to"]}
+    return {"bool": {"minimum_should_match": 1, "should": [
+        {"range": {"submitted_at": bounds}},
+        {"bool": {"must_not": [{"exists": {"field": "submitted_at"}}],
+                  "filter": [{"range": {"received_at": bounds}}]}},
+    ]}}
+
+
 def matching_query(action: dict[str, Any]) -> dict[str, Any]:
     """Elasticsearch query for the feedback an action answers: unit, any theme, period."""
     return {"bool": {"filter": [
         {"term": {"unit": action["unit"]}},
         {"terms": {"theme_codes": list(action["themes"])}},
-        {"range": {"received_at": {"gte": action["period"]["from"], "lte": action["period"]["to"]}}},
+        given_in_period(action["period"]),
     ]}}
 
 

@@ -24,24 +24,11 @@ import httpx
 from tqdm import tqdm
 
 from pipelines.closure import matching_query, notification_id
+from services.demo_samples import SAMPLES, DemoSamples, sample_lines, samples_at
 from services.processes import ALL_SERVICES, ServiceGroup
 from services.settings import SERVICE_PORTS, Settings
 
-SAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "local" / "samples"
-DEMO_ACTION = {
-    "unit": "turku-ed",
-    "themes": ["access_waiting"],
-    "period": {"from": "2026-10-01T00:00:00Z", "to": "2026-11-30T23:59:59Z"},
-    "title": {"fi": "Päivystyksen odotusajat", "sv": "Väntetider på jouren", "en": "Waiting times at the ED"},
-    "messages": {
-        "fi": "Kerroitte pitkistä odotusajoista yhteispäivystyksessä. Lisäsimme iltavuoroon kaksi hoitajaa ja "
-              "otimme käyttöön tekstiviesti-ilmoituksen, kun vuorosi lähestyy.",
-        "sv": "Ni berättade om långa väntetider på samjouren. Vi har lagt till två skötare på kvällsskiftet och "
-              "skickar nu ett sms när det snart är din tur.",
-        "en": "You told us about long waits at the emergency department. We added two nurses to the evening "
-              "shift and now send a text message when your turn is near.",
-    },
-}
+CSV_SURVEY_ID = "csv-export-demo"
 # What must never be found in an indexed document.
 PII_PATTERNS = {
     "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+"),
@@ -50,13 +37,10 @@ PII_PATTERNS = {
 }
 
 
-def _jsonl(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (SAMPLES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 @dataclass
 class DemoRun:
     settings: Settings
+    samples: DemoSamples = field(default_factory=samples_at)  # the sample set moved to just before this run
     accepted: dict[str, str] = field(default_factory=dict)  # feedback_id -> channel
     rejected: list[tuple[str, int, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -67,7 +51,7 @@ def send_samples(run: DemoRun, ingest_url: str) -> None:
     from services.survey_import import import_csv
 
     keys = {c: k.get_secret_value() for c, k in run.settings.ingest_api_keys.items()}
-    batches = [("app", _jsonl("app.jsonl")), ("survey", _jsonl("survey.jsonl")), ("kiosk", _jsonl("kiosk.jsonl"))]
+    batches = [(channel, run.samples.bodies(channel)) for channel in ("app", "survey", "kiosk")]
     total = sum(len(b) for _, b in batches)
     with httpx.Client(base_url=ingest_url, timeout=30) as client, tqdm(total=total, desc="send samples") as bar:
         for channel, bodies in batches:
@@ -78,24 +62,27 @@ def send_samples(run: DemoRun, ingest_url: str) -> None:
                 else:
                     run.failures.append(f"sample rejected ({channel}): {resp.text[:200]}")
                 bar.update()
-        for item in _jsonl("invalid.jsonl"):
+        for item in run.samples.invalid():
             resp = client.post(f"/v1/feedback/{item['channel']}", json=item["body"],
                                headers={"X-API-Key": keys[item["channel"]]})
             problem = "; ".join(f"{e['field']}: {e['problem']}" for e in resp.json().get("errors", []))
             run.rejected.append((item["channel"], resp.status_code, problem))
             if resp.status_code < 400:
                 run.failures.append(f"invalid sample was accepted: {item['why']}")
-    report = import_csv(SAMPLES / "survey_export.csv", "csv-export-2026q4", ingest_url, keys["survey"])
-    if report.rejected:
-        run.failures.append(f"{len(report.rejected)} CSV rows rejected")
-    # The import goes through ingest; ask ingest again to learn the ids (retries are harmless).
-    from pipelines.intake import feedback_id_for, survey_from_csv_row
-    import csv
+    with tempfile.TemporaryDirectory() as tmp:
+        export = Path(tmp) / "survey_export.csv"
+        export.write_text(run.samples.csv_text(), encoding="utf-8")
+        report = import_csv(export, CSV_SURVEY_ID, ingest_url, keys["survey"])
+        if report.rejected:
+            run.failures.append(f"{len(report.rejected)} CSV rows rejected")
+        # The ids are derived from survey and response ids, so they can be computed here.
+        from pipelines.intake import feedback_id_for, survey_from_csv_row
+        import csv
 
-    with (SAMPLES / "survey_export.csv").open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            body = survey_from_csv_row(row, "csv-export-2026q4")
-            run.accepted[feedback_id_for("survey", f"{body.survey_id}:{body.response_id}")] = "survey_csv"
+        with export.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                body = survey_from_csv_row(row, CSV_SURVEY_ID)
+                run.accepted[feedback_id_for("survey", f"{body.survey_id}:{body.response_id}")] = "survey_csv"
 
 
 def inject_poison(settings: Settings) -> None:
@@ -204,7 +191,7 @@ def planted_personal_data() -> set[str]:
     found: set[str] = set()
     texts: list[str] = []
     for name in ("app.jsonl", "survey.jsonl", "kiosk.jsonl"):
-        for body in _jsonl(name):
+        for body in sample_lines(name):
             texts.append(body.get("text") or body.get("answer_text") or body.get("comment") or "")
             for contact in (body.get("contact"), body.get("respondent")):
                 found.update(v for k, v in (contact or {}).items() if k in ("email", "phone", "push_token") and v)
@@ -269,10 +256,13 @@ def run_demo(keep_running: bool = False) -> int:
         api = httpx.Client(base_url=f"http://127.0.0.1:{SERVICE_PORTS['api']}", timeout=30,
                            headers={"Authorization": "Bearer " + next(iter(settings.api_tokens.values()))
                                     .get_secret_value()})
-        resp = api.post("/v1/actions", json=DEMO_ACTION)
+        demo_action = run.samples.action()
+        print(f"Action period (the samples moved to this run): {demo_action['period']['from']} .. "
+              f"{demo_action['period']['to']}")
+        resp = api.post("/v1/actions", json=demo_action)
         resp.raise_for_status()
         action_id = resp.json()["action_id"]
-        action = {**DEMO_ACTION, "action_id": action_id}
+        action = {**demo_action, "action_id": action_id}
         refs = {h["_source"]["respondent_ref"] for h in es.search(
             index=settings.index_alias, size=1000, _source=["respondent_ref"],
             query={"bool": {"filter": [matching_query(action), {"term": {"follow_up_consent": True}}]}})["hits"]["hits"]}

@@ -19,8 +19,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipelines.closure import notification_id
-from services.demo import DEMO_ACTION, SAMPLES, DemoRun, _jsonl, inject_poison, mailbox_for, read_topic, \
-    scan_pii, send_samples, wait_indexed
+from services.demo import DemoRun, inject_poison, mailbox_for, read_topic, scan_pii, send_samples, wait_indexed
+from services.demo_samples import SAMPLES, sample_lines
 from services.es import es_client
 from services.localstack.smtp import read_mailbox
 from services.topics import FEEDBACK_RECEIVED
@@ -77,7 +77,7 @@ def test_invalid_items_land_in_the_dead_letter_topic_with_a_reason(pipeline):
     run, settings, _, _ = pipeline
     dlq = read_topic(settings, "feedback.dlq")
     ingest = [d for d in dlq if d["stage"] == "ingest"]
-    assert len(ingest) == len(_jsonl("invalid.jsonl")) == len(run.rejected)
+    assert len(ingest) == len(sample_lines("invalid.jsonl")) == len(run.rejected)
     assert all(d["reason"] and d["original_b64"] for d in ingest)
     assert all(400 <= status < 500 for _, status, _ in run.rejected)
     enricher = [d for d in dlq if d["stage"] == "enricher"]
@@ -87,7 +87,7 @@ def test_invalid_items_land_in_the_dead_letter_topic_with_a_reason(pipeline):
 def test_only_consenting_respondents_get_exactly_one_message(pipeline, stack):
     run, settings, es, group = pipeline
     token = next(iter(settings.api_tokens.values())).get_secret_value()
-    resp = httpx.post(f"{group.running['api'].url}/v1/actions", json=DEMO_ACTION, timeout=30,
+    resp = httpx.post(f"{group.running['api'].url}/v1/actions", json=run.samples.action(), timeout=30,
                       headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 202, resp.text
     action_id = resp.json()["action_id"]
@@ -109,9 +109,9 @@ def test_only_consenting_respondents_get_exactly_one_message(pipeline, stack):
                   if m["X-Notification-Id"] in {notification_id(action_id, r) for r in silent_refs}]
     assert for_action == []
     # Consent as given in the samples: every recipient address consented there.
-    consenting_emails = {c["email"].lower() for b in _jsonl("app.jsonl") if b.get("follow_up_consent")
+    consenting_emails = {c["email"].lower() for b in sample_lines("app.jsonl") if b.get("follow_up_consent")
                          for c in [b["contact"]] if c.get("email")}
-    consenting_emails |= {b["respondent"]["email"].lower() for b in _jsonl("survey.jsonl")
+    consenting_emails |= {b["respondent"]["email"].lower() for b in sample_lines("survey.jsonl")
                           if (b.get("respondent") or {}).get("follow_up_consent") and b["respondent"].get("email")}
     import csv
 

@@ -29,7 +29,10 @@ def test_notification_ids_are_deterministic():
 def test_matching_query_filters_unit_themes_and_period():
     q = matching_query(ACTION)["bool"]["filter"]
     assert {"term": {"unit": "turku-ed"}} in q and {"terms": {"theme_codes": ["access_waiting"]}} in q
-    assert q[2]["range"]["received_at"]["gte"] == "2026-10-01T00:00:00Z"
+    # The period applies to when the feedback was given: submitted_at, else received_at.
+    given = q[2]["bool"]["should"]
+    assert given[0] == {"range": {"submitted_at": {"gte": "2026-10-01T00:00:00Z", "lte": "2026-11-30T00:00:00Z"}}}
+    assert given[1]["bool"]["must_not"] == [{"exists": {"field": "submitted_at"}}]
 
 
 def test_closure_update_is_idempotent_and_measures_time():

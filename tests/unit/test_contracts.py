@@ -9,7 +9,7 @@ from pipelines.documents import to_document
 from pipelines.intake import AppFeedbackIn, KioskEventIn, SurveyResponseIn, from_app, from_kiosk, from_survey
 from schemas import EVENT_VERSIONS, SCHEMA_DIR, event_schema, load_json
 from schemas.validate import EventValidationError, event_errors, validate_event
-from services.demo import SAMPLES, _jsonl
+from services.demo_samples import SAMPLES, sample_lines
 from services.kafka_io import dead_letter
 from services.topics import ALL_TOPICS
 
@@ -44,14 +44,14 @@ def test_notification_log_records_match_their_schema():
     ("app.jsonl", AppFeedbackIn, from_app), ("survey.jsonl", SurveyResponseIn, from_survey),
     ("kiosk.jsonl", KioskEventIn, from_kiosk)])
 def test_every_sample_becomes_a_schema_valid_event(name, model, convert):
-    for body in _jsonl(name):
+    for body in sample_lines(name):
         event = convert(model.model_validate(body)).event
         assert event_errors("feedback.received", event) == [], body
 
 
 def test_invalid_samples_are_invalid():
     models = {"app": AppFeedbackIn, "survey": SurveyResponseIn, "kiosk": KioskEventIn}
-    for item in _jsonl("invalid.jsonl"):
+    for item in sample_lines("invalid.jsonl"):
         with pytest.raises(Exception):
             models[item["channel"]].model_validate(item["body"])
 
