@@ -103,3 +103,8 @@ def ensure_area_aliases(es: Elasticsearch, alias: str, index: str) -> None:
              for other, body in es.indices.get_alias(index=f"{alias}-v*").items() if other != index
              for name in body.get("aliases", {}) if name in wanted]
     es.indices.update_aliases(actions=stale + area_alias_actions(alias, index))
+
+
+async def alias_exists(es: AsyncElasticsearch, alias: str) -> bool:
+    """Readiness of a worker that writes through the alias: Elasticsearch answers and the alias is there."""
+    return bool(await es.indices.exists_alias(name=alias))

@@ -15,18 +15,21 @@ from typing import Any
 from elasticsearch.helpers import async_bulk
 
 from pipelines.documents import to_document
-from schemas.validate import event_errors
 from services import metrics
 from services.logs import get_logger
 from services.settings import Settings, get_settings
 from services.stores import erasures_index
+from services.es import alias_exists, async_es_client
+from services.faults import DependencyUnavailable
+from services.runtime import Event, Outputs, WorkerSpec, run_worker
 from services.topics import FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGENT
-from services.worker import DeadLetters, batch_agent, es_worker_app
 
 log = get_logger("indexer")
 STAGE = "indexer"
 # Item errors that retrying cannot fix: the document itself is wrong.
 PERMANENT_STATUSES = {400, 404, 409}
+# Where the indexer writes tombstones for feedback of erased respondents it drops.
+ERASABLE_TOPICS = (FEEDBACK_RECEIVED.name, FEEDBACK_ENRICHED.name, FEEDBACK_URGENT.name)
 
 
 def _parse_ts(value: str) -> datetime:
@@ -84,85 +87,74 @@ async def delete_documents(es: Any, alias: str, ids: list[str]) -> None:
                                    raise_on_error=False, raise_on_exception=True, max_retries=5, initial_backoff=1)
     real = [f for f in failures if next(iter(f.values())).get("status") != 404]
     if real:
-        raise RuntimeError(f"{len(real)} documents not deleted by Elasticsearch")
+        raise DependencyUnavailable(f"{len(real)} documents not deleted by Elasticsearch")
 
 
-def build(settings: Settings | None = None):
+async def index_events(events: list[Event], out: Outputs, es: Any, alias: str) -> None:
+    """Upsert a batch into the alias, delete erased feedback, drop feedback of erased
+    respondents that was still in flight. Raises DependencyUnavailable while
+    Elasticsearch does not acknowledge every document."""
+    started = time.perf_counter()
+    docs: list[tuple[Event, dict[str, Any]]] = []
+    deletes: list[str] = []
+    for ev in events:
+        if ev.body is None:  # tombstone written by an erasure: the document goes too
+            if ev.key is not None:
+                deletes.append(ev.key_text or "")
+            continue
+        docs.append((ev, to_document(ev.body)))
+    dropped_count = 0
+    if docs:
+        await mark_duplicates(es, alias, [d for _, d in docs])
+        by_id = {d["feedback_id"]: (ev, d) for ev, d in docs}
+        actions = [{"_op_type": "update", "_index": alias, "_id": fid, "retry_on_conflict": 3,
+                    "doc": d, "upsert": {**d, "closure_status": "open", "closure_action_ids": []}}
+                   for fid, (_, d) in by_id.items()]
+        _, failures = await async_bulk(es, actions, raise_on_error=False, raise_on_exception=True,
+                                       max_retries=5, initial_backoff=1, refresh=False)
+        transient = 0
+        for item in failures:
+            info = next(iter(item.values()))
+            ev, d = by_id[info["_id"]]
+            if info.get("status") in PERMANENT_STATUSES:
+                await out.dead_letter(ev, f"elasticsearch rejected: {json.dumps(info.get('error'))[:1500]}",
+                                      "es_rejected", d["feedback_id"])
+            else:
+                transient += 1
+        if transient:
+            raise DependencyUnavailable(f"{transient} documents not acknowledged by Elasticsearch")
+        now = datetime.now(timezone.utc)
+        for _, d in docs:
+            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - _parse_ts(d["received_at"])).total_seconds()))
+        metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(by_id) - len(failures))
+        # Checked after the write, so an erasure running now either finds the document
+        # (its search comes after this write) or is seen here (its list entry came first).
+        erased = await erased_refs(es, alias, {d["respondent_ref"] for _, d in by_id.values()
+                                               if d.get("respondent_ref")})
+        dropped = [fid for fid, (_, d) in by_id.items() if erased_before(d, erased)]
+        for fid in dropped:
+            for topic in ERASABLE_TOPICS:
+                await out.send(topic, None, key=fid.encode())
+        deletes.extend(dropped)
+        dropped_count = len(dropped)
+        metrics.ERASED_DROPPED.inc(dropped_count)
+    await delete_documents(es, alias, deletes)
+    log.info("indexed_batch", size=len(events), documents=len(docs), dropped=dropped_count,
+             seconds=round(time.perf_counter() - started, 3))
+
+
+def build(settings: Settings | None = None) -> WorkerSpec:
+    """The indexer's worker: one Elasticsearch client, ready while the alias answers."""
     settings = settings or get_settings()
-    app, es = es_worker_app(STAGE, settings)
-    enriched = app.topic(settings.topic(FEEDBACK_ENRICHED.name), value_serializer="raw", key_serializer="raw")
-    # Where the indexer writes tombstones for feedback of erased respondents it drops.
-    erasable = [app.topic(settings.topic(t.name), value_serializer="raw", key_serializer="raw")
-                for t in (FEEDBACK_RECEIVED, FEEDBACK_ENRICHED, FEEDBACK_URGENT)]
-    dlq = DeadLetters(app, settings, STAGE)
+    es = async_es_client(settings)
 
-    async def process(events: list[Any]) -> None:
-        started = time.perf_counter()
-        docs: list[tuple[Any, dict[str, Any]]] = []
-        sends = []
-        deletes: list[str] = []
-        for ev in events:
-            if ev.value is None:  # tombstone written by an erasure: the document goes too
-                if ev.key:
-                    deletes.append(ev.key.decode() if isinstance(ev.key, bytes) else str(ev.key))
-                continue
-            raw: bytes = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
-            try:
-                payload = json.loads(raw)
-                errors = event_errors("feedback.enriched", payload)
-                if errors:
-                    raise ValueError("; ".join(f"{e.field}: {e.problem}" for e in errors))
-                docs.append((ev, to_document(payload)))
-            except Exception as exc:  # noqa: BLE001 - poison input goes to the DLQ
-                sends.append(await dlq.send(f"cannot index: {exc}", type(exc).__name__, raw, event=ev))
-        if docs:
-            await mark_duplicates(es, settings.index_alias, [d for _, d in docs])
-            by_id = {d["feedback_id"]: (ev, d) for ev, d in docs}
-            actions = [{"_op_type": "update", "_index": settings.index_alias, "_id": fid, "retry_on_conflict": 3,
-                        "doc": d, "upsert": {**d, "closure_status": "open", "closure_action_ids": []}}
-                       for fid, (_, d) in by_id.items()]
-            _, failures = await async_bulk(es, actions, raise_on_error=False, raise_on_exception=True,
-                                           max_retries=5, initial_backoff=1, refresh=False)
-            transient = []
-            for item in failures:
-                info = next(iter(item.values()))
-                ev, d = by_id[info["_id"]]
-                if info.get("status") in PERMANENT_STATUSES:
-                    raw = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
-                    sends.append(await dlq.send(f"elasticsearch rejected: {json.dumps(info.get('error'))[:1500]}",
-                                                "es_rejected", raw, feedback_id=d["feedback_id"], event=ev))
-                else:
-                    transient.append(info)
-            if transient:
-                raise RuntimeError(f"{len(transient)} documents not acknowledged by Elasticsearch")
-            now = datetime.now(timezone.utc)
-            for _, d in docs:
-                metrics.END_TO_END_SECONDS.observe(max(0.0, (now - _parse_ts(d["received_at"])).total_seconds()))
-            metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(by_id) - len(failures))
-            # Checked after the write, so an erasure running now either finds the document
-            # (its search comes after this write) or is seen here (its list entry came first).
-            erased = await erased_refs(es, settings.index_alias,
-                                       {d["respondent_ref"] for _, d in by_id.values() if d.get("respondent_ref")})
-            dropped = [fid for fid, (_, d) in by_id.items() if erased_before(d, erased)]
-            for fid in dropped:
-                for topic in erasable:
-                    sends.append(await topic.send(key=fid.encode(), value=None))
-            deletes.extend(dropped)
-            metrics.ERASED_DROPPED.inc(len(dropped))
-        await delete_documents(es, settings.index_alias, deletes)
-        for fut in sends:
-            await fut
-        metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
-        metrics.STAGE_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
-        log.info("indexed_batch", size=len(events), documents=len(docs))
+    async def handle(events: list[Event], out: Outputs) -> None:
+        await index_events(events, out, es, settings.index_alias)
 
-    batch_agent(app, enriched, STAGE, process, settings.index_batch_size, settings.index_batch_within_s)
-
-    return app
+    return WorkerSpec(stage=STAGE, topics=[FEEDBACK_ENRICHED.name], handler=handle, schema="feedback.enriched",
+                      chunk=settings.index_batch_size, fetch_max=settings.index_batch_size,
+                      ready_check=lambda: alias_exists(es, settings.index_alias), close=es.close)
 
 
 def main() -> None:
-    from services.worker import run_worker
-
-    settings = get_settings()
-    run_worker(STAGE, build(settings), settings)
+    run_worker(build, get_settings(), STAGE)

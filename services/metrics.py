@@ -79,6 +79,12 @@ SERVICE_UP = Gauge(
     "1 when the service is started and its dependencies answer.",
     ["service"],
 )
+DEPENDENCY_WAITS = Counter(
+    "feedback_dependency_waits_total",
+    "Back-offs of a worker while a dependency (Kafka, Elasticsearch, SMTP, gateway) was unavailable, "
+    "by stage and error type.",
+    ["stage", "error_type"],
+)
 # Labels from schemas/units.json and schemas/taxonomy.json only (bounded; "other" otherwise).
 TREND_ALERTS = Counter(
     "feedback_trend_alerts_total",

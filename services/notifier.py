@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.abc import ConsumerRebalanceListener
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from pipelines import notification_log as nlog
@@ -42,13 +39,14 @@ from schemas.validate import event_errors
 from services import metrics
 from services.compacted_view import CompactedView
 from services.delivery import SENDERS, NoAddressError, PermanentDeliveryError
+from services.faults import DependencyUnavailable
 from services.kafka_io import aiokafka_producer, dumps, utc_now
-from services.logs import configure_logging, get_logger
-from services.probe_server import ProbeServer
-from services.settings import Settings, get_settings, service_port
+from services.logs import get_logger
+from services.processing import count_dead_letter
+from services.runtime import Event, Outputs, WorkerSpec, group_id, run_worker
+from services.settings import Settings, get_settings
 from services.topics import (CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, FEEDBACK_DLQ, NOTIFICATION_LOG,
                              RESPONDENT_CONTACTS)
-from services.processing import count_dead_letter, process_batch
 
 log = get_logger("notifier")
 STAGE = "notifier"
@@ -56,14 +54,8 @@ CONTACT_WAIT_S = 10.0  # a contact written just before its first notification ma
 MAX_RECORDS = 10  # per poll: keeps the time between polls well under max.poll.interval.ms
 
 
-def group_id(settings: Settings) -> str:
-    """The consumer group (also what KEDA scales on): the same id the faust version had."""
-    return f"{settings.topic_prefix}feedback-{STAGE}"
-
-
-class Notifier(ConsumerRebalanceListener):
-    """One notifier process: consume, send, record, commit; see the module docstring.
-    It is its own consumer's rebalance listener."""
+class Notifier:
+    """The notifier's handler and its per-partition state; services/runtime.py runs it."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -72,17 +64,10 @@ class Notifier(ConsumerRebalanceListener):
         self.notifications_topic = settings.topic(CLOSURE_NOTIFICATIONS.name)
         self.log_topic = settings.topic(NOTIFICATION_LOG.name)
         self.contacts = CompactedView(settings, settings.topic(RESPONDENT_CONTACTS.name), self._on_contact,
-                                      checked_by=f"{group_id(settings)}-contacts")
+                                      checked_by=f"{group_id(settings, STAGE)}-contacts")
         self.logs = CompactedView(settings, self.log_topic)
         self.erased: dict[int, set[bytes]] = {}  # refs whose contact is tombstoned, per partition
-        self.producer = aiokafka_producer(settings)
-        self.consumer: Any = None
-        self.lock = asyncio.Lock()  # held while one notification is handled; a rebalance waits for it
-        # Partitions this worker may process: emptied of revoked ones before any other worker
-        # is assigned them (Kafka's guarantee), unlike consumer.assignment() mid-rebalance.
-        self.owned: set[Any] = set()
-        self.stopping = asyncio.Event()
-        self.running = False
+        self.producer = aiokafka_producer(settings)  # shared with the runtime, which starts it
 
     # --- state ----------------------------------------------------------------------------
 
@@ -154,16 +139,14 @@ class Notifier(ConsumerRebalanceListener):
 
     # --- one notification -----------------------------------------------------------------
 
-    async def handle(self, record: Any) -> None:
-        """Deliver one closure.notifications record (idempotent: safe to run again)."""
-        partition = record.partition
-        try:
-            note = json.loads(record.value)
-            errors = event_errors("closure.notifications", note)
-            if errors:
-                raise ValueError("; ".join(f"{e.field}: {e.problem}" for e in errors))
-        except Exception as exc:  # noqa: BLE001
-            await self._dead_letter(f"bad notification: {exc}", type(exc).__name__, record)
+    async def handle(self, event: Event) -> None:
+        """Deliver one closure.notifications event (idempotent: safe to run again).
+
+        Raises DependencyUnavailable while the channel fails transiently and the
+        notification's delivery deadline has not passed: the runtime waits and tries again.
+        """
+        partition, note = event.partition, event.body
+        if note is None:
             return
         nid, ref_key = note["notification_id"], note["respondent_ref"].encode()
         entries = nlog.load((await self.logs.catch_up(partition)).get(ref_key))
@@ -203,7 +186,7 @@ class Notifier(ConsumerRebalanceListener):
         await self._write_log(partition, ref_key, entries)
         if resumed:
             metrics.NOTIFICATIONS_RESUMED.labels(channel).inc()
-            log.warning("notification_resent_after_restart", notification_id=nid, channel=channel)
+            log.warning("notification_resent_unconfirmed", notification_id=nid, channel=channel)
         sender = SENDERS[channel]
         attempts = 0
         started = time.perf_counter()
@@ -221,8 +204,12 @@ class Notifier(ConsumerRebalanceListener):
                                message.language)
             return
         except Exception as exc:  # noqa: BLE001 - permanent, or transient after every retry
+            if not isinstance(exc, PermanentDeliveryError) and not self._past_deadline(note, now):
+                # Still "sending" in the log: the next try resends with the same Message-ID.
+                raise DependencyUnavailable(f"{channel} unavailable: {type(exc).__name__}") from exc
+            reason = "" if isinstance(exc, PermanentDeliveryError) else "delivery deadline passed: "
             await self._finish(partition, note, entries, "failed", channel, attempts,
-                               f"{type(exc).__name__}: {exc}"[:500], message.language)
+                               f"{reason}{type(exc).__name__}: {exc}"[:500], message.language)
             log.warning("notification_failed", notification_id=nid, channel=channel, error=type(exc).__name__)
             return
         metrics.NOTIFICATION_SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
@@ -230,86 +217,38 @@ class Notifier(ConsumerRebalanceListener):
         log.info("notification_delivered", notification_id=nid, channel=channel, language=message.language,
                  attempts=attempts)
 
-    async def _handle_batch(self, records: list[Any]) -> None:
-        for record in records:
-            await self.handle(record)
-        metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(records))
+    def _past_deadline(self, note: dict[str, Any], now: datetime) -> bool:
+        created = datetime.fromisoformat(note["created_at"].replace("Z", "+00:00"))
+        return now - created > timedelta(hours=self.settings.notify_give_up_after_hours)
 
-    # --- the loop -------------------------------------------------------------------------
+    async def handle_events(self, events: list[Event], out: Outputs) -> None:  # noqa: ARG002 - writes itself
+        for event in events:
+            await self.handle(event)
+        metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(events))
 
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        """Wait for the notification in hand (its offset is committed when the lock frees),
-        then forget the partitions' state: their next owner reads it from Kafka."""
-        async with self.lock:
-            for tp in revoked:
-                self.owned.discard(tp)
-                await self.contacts.drop(tp.partition)
-                await self.logs.drop(tp.partition)
-                self.erased.pop(tp.partition, None)
-        log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+    async def on_revoked(self, revoked: set[Any]) -> None:
+        """Forget the partitions' state: their next owner reads it from Kafka."""
+        for tp in revoked:
+            await self.contacts.drop(tp.partition)
+            await self.logs.drop(tp.partition)
+            self.erased.pop(tp.partition, None)
 
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        self.owned |= set(assigned)
-        log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+    async def close(self) -> None:
+        await self.contacts.stop()
+        await self.logs.stop()
 
-    async def _commit(self, tp: Any, offset: int) -> None:
-        try:
-            await self.consumer.commit({tp: offset})
-        except Exception as exc:  # noqa: BLE001 - a rebalance took the partition: its next owner redoes it,
-            # and the notification log makes that harmless
-            log.warning("commit_failed", partition=tp.partition, offset=offset, error=type(exc).__name__)
-
-    async def run(self) -> None:
-        """Consume until ``stopping`` is set; each notification committed once handled."""
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, group_id=group_id(self.settings),
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            # A dead member holds its partitions for session_timeout_ms; under the 40 s request
-            # timeout, so the JoinGroup that waits for it does not time out first.
-            session_timeout_ms=30_000, heartbeat_interval_ms=3_000, max_poll_interval_ms=600_000)
-        await self.producer.start()
-        try:
-            self.consumer.subscribe([self.notifications_topic], listener=self)
-            await self.consumer.start()
-            try:
-                self.running = True
-                metrics.SERVICE_UP.labels(STAGE).set(1)
-                log.info("worker_started", service=STAGE)
-                while not self.stopping.is_set():
-                    batch = await self.consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
-                    for tp, records in batch.items():
-                        for record in records:
-                            async with self.lock:
-                                if self.stopping.is_set() or tp not in self.owned:
-                                    break  # not committed: redelivered to whoever owns the partition next
-                                await process_batch(STAGE, self._handle_batch, [record])
-                                await self._commit(tp, record.offset + 1)
-            finally:
-                self.running = False
-                metrics.SERVICE_UP.labels(STAGE).set(0)
-                await self.consumer.stop()  # leaves the group: the partitions move on at once
-        finally:
-            await self.contacts.stop()
-            await self.logs.stop()
-            await self.producer.stop()
+    def spec(self) -> WorkerSpec:
+        """One notification per handler call and per commit: its outcome is durable before
+        the next one starts."""
+        return WorkerSpec(stage=STAGE, topics=[CLOSURE_NOTIFICATIONS.name], handler=self.handle_events,
+                          schema="closure.notifications", chunk=1, fetch_max=MAX_RECORDS,
+                          on_revoked=self.on_revoked, close=self.close, producer=self.producer)
 
 
-async def serve(settings: Settings) -> None:
-    """Run the notifier with its probe pages until SIGTERM or SIGINT."""
-    notifier = Notifier(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, notifier.stopping.set)
-    probes = ProbeServer(STAGE, settings.host, service_port(STAGE, settings), lambda: notifier.running)
-    await probes.start()
-    try:
-        await notifier.run()
-    finally:
-        log.info("service_stopping", service=STAGE)
-        await probes.stop()
+def build(settings: Settings) -> WorkerSpec:
+    """The notifier's worker (the runtime's consumer group is the same as before: KEDA, alerts)."""
+    return Notifier(settings).spec()
 
 
 def main() -> None:
-    settings = get_settings()
-    configure_logging(settings.log_level, STAGE)
-    asyncio.run(serve(settings))
+    run_worker(build, get_settings(), STAGE)

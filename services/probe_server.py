@@ -1,6 +1,6 @@
 """/health, /ready and /metrics for a worker that runs on plain aiokafka (not faust).
 
-The same three pages the faust workers get from ``services.worker.make_app`` and the
+The same three pages the trends worker gets from faust (``services.trends.make_app``) and the
 HTTP services from ``services.http_common.install_common``, served by aiohttp inside the
 worker's own event loop.
 """

@@ -104,8 +104,11 @@ class Settings(BaseSettings):
     mail_from: str = Field("palaute@hyvinvointialue.example", description="Sender address of notifications.")
     notify_max_per_week: int = Field(
         3, description="Frequency cap: most messages one respondent gets in 7 days (0 = no cap).")
-    notify_retry_attempts: int = Field(5, description="Delivery attempts per notification before it fails.")
+    notify_retry_attempts: int = Field(5, description="Quick delivery attempts per try; after them a transient failure pauses the notifier and it tries again with back-off.")
     notify_retry_initial_s: float = Field(0.5, description="First retry delay; doubles per attempt (max 10 s).")
+    notify_give_up_after_hours: float = Field(
+        72.0, gt=0, description="While a channel fails transiently, delivery is retried with back-off until this "
+        "long after the notification was created; only then (or on a permanent error) is it marked failed.")
     closure_metrics_interval_s: float = Field(
         60.0, description="How often the closure worker recomputes the per-unit closure gauges.")
     closure_metrics_window_days: int = Field(

@@ -12,6 +12,9 @@ increments the day's window and compares it with the previous days' windows
 
 At-least-once: a redelivered event can count twice, and an alert can be sent again;
 alert ids are derived from (unit, theme, day) so consumers drop repeats.
+
+The only faust app in the project: its windowed, changelogged table is what faust is
+for. Every other worker runs on services/runtime.py, which owns its commits.
 """
 from __future__ import annotations
 
@@ -19,21 +22,72 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import faust
+
 from pipelines.taxonomy import theme_by_code
 from pipelines.trends import SpikeRule, alert_event, crossed, event_timestamp, trend_key
 from pipelines.units import service_areas, units
 from schemas.validate import validate_event
 from services import metrics
 from services.kafka_io import dumps, utc_now
-from services.logs import get_logger
-from services.settings import Settings, get_settings
+from services.logs import configure_logging, get_logger
+from services.settings import Settings, get_settings, service_port
 from services.topics import FEEDBACK_ENRICHED, FEEDBACK_TREND_ALERTS
-from services.worker import make_app
 
 log = get_logger("trends")
 STAGE = "trends"
 DAY = timedelta(days=1)
 PARTITIONS = 6  # observations topic and table changelog: co-partitioned
+
+
+def make_app(service: str, settings: Settings) -> faust.App:
+    """A faust app named ``<prefix>feedback-<service>`` with /health, /ready and /metrics pages."""
+    app = faust.App(
+        f"{settings.topic_prefix}feedback-{service}",
+        broker=[f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")],
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        datadir=str(settings.state_dir / f"{settings.topic_prefix}{service}"),
+        web_port=service_port(service, settings),
+        web_host=settings.host,
+        web_bind=settings.host,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        topic_disable_leader=True,
+        topic_allow_declare=True,  # only faust-owned topics (table changelogs)
+        topic_replication_factor=settings.topic_replication,
+        broker_session_timeout=60.0,
+        broker_heartbeat_interval=3.0,
+        stream_wait_empty=False,
+    )
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "service": service})
+
+    @app.page("/ready")
+    async def readiness(web: Any, request: Any) -> Any:
+        return web.json({"ready": True})
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        body, content_type = metrics.exposition()
+        return web.bytes(body, content_type=content_type)
+
+    @app.on_before_shutdown.connect
+    async def _down(app: faust.App, **kwargs: Any) -> None:  # noqa: ARG001
+        metrics.SERVICE_UP.labels(service).set(0)
+        log.info("service_stopping", service=service)
+
+    @app.task
+    async def _up() -> None:
+        metrics.SERVICE_UP.labels(service).set(1)
+        log.info("worker_started", service=service)
+
+    return app
+
 
 
 def rule_from(settings: Settings) -> SpikeRule:
@@ -112,7 +166,11 @@ def build(settings: Settings | None = None):
 
 
 def main() -> None:
-    from services.worker import run_worker
+    """Run the faust app in the foreground until SIGTERM/SIGINT, then stop cleanly."""
+    from faust.worker import Worker
 
     settings = get_settings()
-    run_worker(STAGE, build(settings), settings)
+    configure_logging(settings.log_level, STAGE)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    worker = Worker(build(settings), loglevel=settings.log_level.lower(), override_logging=False, quiet=True)
+    worker.execute_from_commandline()
