@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+from pipelines.clock import parse_ts
 
 NOTIFICATION_NAMESPACE = uuid.UUID("0c7f6a53-2d4b-4a0e-9a57-6f4f2b8f1d90")
 
@@ -70,8 +71,8 @@ def closure_update(doc: dict[str, Any], action: dict[str, Any]) -> dict[str, Any
     ids = list(doc.get("closure_action_ids") or [])
     if action["action_id"] in ids:
         return None
-    published = datetime.fromisoformat(action["published_at"].replace("Z", "+00:00"))
-    received = datetime.fromisoformat(doc["received_at"].replace("Z", "+00:00"))
+    published = parse_ts(action["published_at"])
+    received = parse_ts(doc["received_at"])
     update: dict[str, Any] = {"closure_status": "closed", "closure_action_ids": ids + [action["action_id"]]}
     if not doc.get("closed_at"):
         update["closed_at"] = action["published_at"]

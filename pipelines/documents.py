@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipelines.clock import parse_ts
 from pipelines.taxonomy import theme_by_code
 from pipelines.units import units
 
@@ -17,9 +18,7 @@ LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 
 def iso_week(timestamp: str) -> str:
     """``2026-W44`` for an ISO 8601 timestamp, in Helsinki time (Kibana/term facets by week)."""
-    dt = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+    dt = parse_ts(timestamp)
     year, week, _ = dt.astimezone(LOCAL_TZ).isocalendar()
     return f"{year}-W{week:02d}"
 
@@ -82,10 +81,20 @@ def to_document(event: dict[str, Any], indexed_at: datetime | None = None) -> di
     return doc
 
 
+def new_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document as first created: open, answered by no action yet."""
+    return {**doc, "closure_status": "open", "closure_action_ids": []}
+
+
+def upsert_op(index: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The one upsert of a document (the bulk helpers' form): create it open, or refresh its
+    enrichment without touching the closure fields."""
+    return {"_op_type": "update", "_index": index, "_id": doc["feedback_id"], "retry_on_conflict": 3,
+            "doc": doc, "upsert": new_document(doc)}
+
+
 def upsert_action(index: str, doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Bulk lines that create the document open, or refresh it without touching closure fields."""
-    created = {**doc, "closure_status": "open", "closure_action_ids": []}
-    return [
-        {"update": {"_index": index, "_id": doc["feedback_id"], "retry_on_conflict": 3}},
-        {"doc": doc, "upsert": created},
-    ]
+    """:func:`upsert_op` as the two lines of a raw ``_bulk`` body."""
+    op = upsert_op(index, doc)
+    return [{"update": {"_index": op["_index"], "_id": op["_id"], "retry_on_conflict": op["retry_on_conflict"]}},
+            {"doc": op["doc"], "upsert": op["upsert"]}]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
+from pipelines.clock import utc_now
 from pipelines.classify import Classification, FeedbackClassifier
 from pipelines.embedding import Embedder
 from pipelines.language import detect_language
@@ -57,7 +57,7 @@ def text_fingerprint(event: dict[str, Any], redacted_text: str) -> str | None:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return utc_now()
 
 
 def prepare(event: dict[str, Any]) -> _Prepared:

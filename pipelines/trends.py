@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from pipelines.clock import parse_ts, utc_iso
+
 ALERT_NAMESPACE = uuid.UUID("7d7c2f8e-3b0a-4a55-9a51-0c2f3e6f4b11")
 DAY_S = 86_400
 
@@ -72,7 +74,7 @@ def alert_id(unit: str, theme: str, window_start: float) -> str:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return utc_iso(datetime.fromtimestamp(ts, tz=timezone.utc))
 
 
 def alert_event(*, unit: str, service_area: str | None, theme: str, window_start: float, count: int,
@@ -97,7 +99,7 @@ def alert_event(*, unit: str, service_area: str | None, theme: str, window_start
 
 def event_timestamp(received_at: str) -> float:
     """Epoch seconds of an ISO 8601 timestamp (naive ones are UTC)."""
-    dt = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+    dt = parse_ts(received_at)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()

@@ -5,105 +5,29 @@ settings.api_tokens); every publish records who and when.
 """
 from __future__ import annotations
 
-import hmac
-import uuid
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.actions import ActionIn, action_event
 from pipelines.closure import matching_query
-from pipelines.taxonomy import theme_by_code
-from pipelines.units import units
 from schemas.validate import validate_event
 from services import metrics
 from services.es import async_es_client
 from services.http_common import install_common
-from services.kafka_io import aiokafka_producer, dumps, utc_now
+from services.kafka_io import aiokafka_producer, dumps
 from services.lead_scope import lead_areas, readable_index, require_unit
+from services.console import console_router
 from services.logs import get_logger
 from services.search_api import search_router
+from services.tokens import token_user
 from services.settings import Settings, get_settings
 from services.topics import CLOSURE_ACTIONS
 
 log = get_logger("api")
-
-
-class Period(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    from_: datetime = Field(alias="from")
-    to: datetime
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "Period":
-        if self.to < self.from_:
-            raise ValueError("period.to is before period.from")
-        return self
-
-
-class Messages(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    fi: Annotated[str | None, Field(max_length=5000)] = None
-    sv: Annotated[str | None, Field(max_length=5000)] = None
-    en: Annotated[str | None, Field(max_length=5000)] = None
-
-    @model_validator(mode="after")
-    def _one_language(self) -> "Messages":
-        if not any((self.fi, self.sv, self.en)):
-            raise ValueError("write the message in at least one of fi, sv, en")
-        return self
-
-
-class ActionIn(BaseModel):
-    """What a service lead publishes."""
-
-    model_config = ConfigDict(extra="forbid")
-    unit: str
-    themes: Annotated[list[str], Field(min_length=1)]
-    period: Period
-    messages: Messages
-    title: Messages | None = None
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, v: str) -> str:
-        if v not in units():
-            raise ValueError(f"unknown unit {v!r}")
-        return v
-
-    @field_validator("themes")
-    @classmethod
-    def _themes(cls, v: list[str]) -> list[str]:
-        unknown = [t for t in v if t not in theme_by_code()]
-        if unknown:
-            raise ValueError(f"unknown theme codes {unknown}")
-        return sorted(set(v))
-
-
-def _iso(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def action_event(body: ActionIn, user: str) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "schema_version": 1,
-        "action_id": str(uuid.uuid4()),
-        "unit": body.unit,
-        "themes": body.themes,
-        "period": {"from": _iso(body.period.from_), "to": _iso(body.period.to)},
-        "messages": body.messages.model_dump(exclude_none=True),
-        "published_by": user,
-        "published_at": utc_now(),
-    }
-    if body.title:
-        event["title"] = body.title.model_dump(exclude_none=True)
-    return event
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -139,10 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_common(app, ready)
 
     def user(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
-        if creds is not None:
-            for name, token in settings.api_tokens.items():
-                if hmac.compare_digest(token.get_secret_value(), creds.credentials):
-                    return name
+        name = token_user(settings, creds.credentials if creds else None)
+        if name is not None:
+            return name
         raise HTTPException(status_code=401, detail={"error": "unauthorized", "errors": [
             {"field": "Authorization", "problem": "missing or unknown bearer token"}]})
 
@@ -179,6 +102,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=who)
         return {"action_id": event["action_id"], "published_by": who, "published_at": event["published_at"]}
 
-    from services.console import console_router  # here, not at the top: it imports this module
     app.include_router(console_router(settings, state))  # console, public board, opt-out, erasure
     return app

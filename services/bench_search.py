@@ -62,14 +62,14 @@ def load_index(es: Any, alias: str, docs: int, texts: list[tuple[str, str]], bas
     from elasticsearch.helpers import parallel_bulk
     from tqdm import tqdm
 
-    from pipelines.documents import to_document
+    from pipelines.documents import new_document, to_document
     from pipelines.synthetic import synthetic_events
     from services.es import setup_index
 
     index = setup_index(es, alias, base.shape[1])
     es.indices.put_settings(index=index, settings={"index": {"refresh_interval": "-1"}})
     actions = ({"_op_type": "index", "_index": index, "_id": ev["feedback_id"],
-                "_source": {**to_document(ev), "closure_status": "open", "closure_action_ids": []}}
+                "_source": new_document(to_document(ev))}
                for ev in synthetic_events(docs, texts, base, seed=seed))
     started = time.perf_counter()
     with tqdm(total=docs, desc=f"index {index}", unit="doc") as bar:

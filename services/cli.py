@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from services.settings import get_settings
+from services.settings import SERVICES, get_settings
 
 app = typer.Typer(help="Resident feedback pipeline.", no_args_is_help=True, add_completion=False)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
@@ -19,7 +19,6 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(es_app, name="es")
 app.add_typer(import_app, name="import")
 
-SERVICES = ("ingest", "api", "enricher", "indexer", "closure", "notifier", "trends")
 
 
 @app.command()
@@ -36,7 +35,7 @@ def run(service: Annotated[str, typer.Argument(help="One of: " + ", ".join(SERVI
         module = __import__(f"services.{service}", fromlist=["create_app"])
         uvicorn.run(module.create_app(settings), host=settings.host, port=service_port(service, settings),
                     log_config=None, access_log=False, timeout_graceful_shutdown=20)
-    elif service in ("enricher", "indexer", "closure", "notifier", "trends"):
+    elif service in SERVICES:
         module = __import__(f"services.{service}", fromlist=["main"])
         module.main()
     else:

@@ -26,7 +26,8 @@ def train(
     """Embed the training data (cached), fit the heads, evaluate on the held-out split, write artifacts."""
     from pipelines.classify import MODELS_DIR, FeedbackClassifier, embedder_slug, load_taxonomy
     from pipelines.embedding import make_embedder
-    from pipelines.evaluation import format_report, run_evaluation
+    from pipelines.evaluation import format_report
+    from pipelines.evaluation_run import run_evaluation
     from pipelines.training import (TrainConfig, build_metadata, data_hash, default_model_version,
                                     prepare_data, train_heads, write_artifacts)
 
@@ -78,7 +79,8 @@ def evaluate(
     """Per-theme P/R/F1, micro/macro F1, sentiment and urgency on English held-out and fi/sv gold."""
     from pipelines.classify import FeedbackClassifier
     from pipelines.embedding import make_embedder
-    from pipelines.evaluation import format_report, run_evaluation
+    from pipelines.evaluation import format_report
+    from pipelines.evaluation_run import run_evaluation
 
     emb = make_embedder(embedder)
     clf = FeedbackClassifier.prototype_only(emb) if prototype_only else FeedbackClassifier.load(emb, model_dir)

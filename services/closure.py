@@ -15,12 +15,13 @@ from typing import Any
 
 from elasticsearch.helpers import async_bulk
 
+from pipelines.clock import utc_now
 from pipelines.closure import closure_update, matching_query, notification_id, recipients
 from pipelines.closure_stats import closure_stats, closure_stats_query
 from pipelines.units import units
 from schemas.validate import validate_event
 from services import metrics
-from services.kafka_io import dumps, utc_now
+from services.kafka_io import dumps
 from services.logs import get_logger
 from services.settings import Settings, get_settings
 from services.stores import actions_index, async_ensure_index

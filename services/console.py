@@ -29,6 +29,8 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict
 
 from pipelines import console_session as sessions
+from pipelines.actions import ActionIn, Messages, action_event
+from pipelines.clock import utc_iso
 from pipelines.closure import matching_query
 from pipelines.closure_stats import closure_stats, closure_stats_query
 from pipelines.messages import render
@@ -37,10 +39,10 @@ from pipelines.taxonomy import themes
 from pipelines.units import units
 from schemas.validate import validate_event
 from services import metrics
-from services.api import ActionIn, Messages, _iso, action_event
 from services.kafka_io import dumps
 from services.lead_scope import Areas, covers_unit, lead_areas, readable_index, require_unit, unit_codes
 from services.logs import get_logger
+from services.tokens import token_user
 from services.settings import Settings
 from services.stores import actions_index
 from services.topics import CLOSURE_ACTIONS
@@ -94,15 +96,6 @@ class LoginThrottle:
         self.failures.setdefault(client, deque()).append(time.monotonic())
         if len(self.failures) > 10_000:  # bounded memory under a spray of addresses
             self.failures.pop(next(iter(self.failures)))
-
-
-def token_user(settings: Settings, token: str | None) -> str | None:
-    """The user whose API token this is (constant-time compare against every token)."""
-    found = None
-    for name, secret in settings.api_tokens.items():
-        if token and hmac.compare_digest(secret.get_secret_value().encode(), token.encode()):
-            found = name
-    return found
 
 
 def preview_request(event: dict[str, Any]) -> dict[str, Any]:
@@ -233,7 +226,7 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
         areas = lead_areas(settings, user)
         require_unit(areas, body.unit)
         event = {"unit": body.unit, "themes": body.themes,
-                 "period": {"from": _iso(body.period.from_), "to": _iso(body.period.to)}}
+                 "period": {"from": utc_iso(body.period.from_), "to": utc_iso(body.period.to)}}
         resp = await state["es"].search(index=readable_index(settings.index_alias, areas),
                                          **preview_request(event))
         return {"feedback": resp["hits"]["total"]["value"],

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from pipelines.clock import parse_ts, utc_iso
+
 SAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "local" / "samples"
 CHANNEL_FILES = {"app": "app.jsonl", "survey": "survey.jsonl", "kiosk": "kiosk.jsonl"}
 # Where each channel carries the time the resident gave the feedback.
@@ -45,16 +47,11 @@ def sample_lines(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (SAMPLES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _parse(value: str) -> datetime:
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def _written_times() -> list[datetime]:
-    times = [_parse(body[TIME_FIELD[channel]]) for channel, name in CHANNEL_FILES.items()
+    times = [parse_ts(body[TIME_FIELD[channel]]) for channel, name in CHANNEL_FILES.items()
              for body in sample_lines(name) if body.get(TIME_FIELD[channel])]
     with (SAMPLES / CSV_FILE).open(newline="", encoding="utf-8") as fh:
-        times += [_parse(row[CSV_TIME_COLUMN]) for row in csv.DictReader(fh) if row.get(CSV_TIME_COLUMN)]
+        times += [parse_ts(row[CSV_TIME_COLUMN]) for row in csv.DictReader(fh) if row.get(CSV_TIME_COLUMN)]
     return times
 
 
@@ -71,7 +68,7 @@ class DemoSamples:
         """A sample's timestamp moved by the offset, in its own UTC offset; None stays None."""
         if not value:
             return value
-        return (_parse(value) + self.offset).isoformat()
+        return (parse_ts(value) + self.offset).isoformat()
 
     def bodies(self, channel: str) -> list[dict[str, Any]]:
         """The channel's sample request bodies with their times moved."""
@@ -108,11 +105,7 @@ class DemoSamples:
         """The demo's "you said, we did" action: the whole moved sample period up to publishing."""
         to = published_at or datetime.now(timezone.utc)
         start = (self.first - timedelta(days=1)).astimezone(timezone.utc)
-        return {**DEMO_ACTION_TEXT, "period": {"from": _utc(start), "to": _utc(to)}}
-
-
-def _utc(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return {**DEMO_ACTION_TEXT, "period": {"from": utc_iso(start), "to": utc_iso(to)}}
 
 
 def samples_at(now: datetime | None = None) -> DemoSamples:

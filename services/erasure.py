@@ -26,13 +26,14 @@ from typing import Any
 
 from elasticsearch.helpers import bulk
 
+from pipelines.clock import utc_now
 from pipelines.erasure import IdentifiedBy, confirmation, contact_matches, direct_ref
 from pipelines.vault import ContactVault
 from schemas.validate import validate_event
 from services import metrics
 from services.contacts_store import live_contacts, producer
 from services.es import es_client
-from services.kafka_io import dumps, utc_now
+from services.kafka_io import dumps
 from services.logs import get_logger
 from services.settings import Settings
 from services.stores import ensure_index, erasures_index

@@ -14,7 +14,8 @@ from typing import Any
 
 from elasticsearch.helpers import async_bulk
 
-from pipelines.documents import to_document
+from pipelines.clock import parse_ts
+from pipelines.documents import to_document, upsert_op
 from services import metrics
 from services.logs import get_logger
 from services.settings import Settings, get_settings
@@ -30,10 +31,6 @@ STAGE = "indexer"
 PERMANENT_STATUSES = {400, 404, 409}
 # Where the indexer writes tombstones for feedback of erased respondents it drops.
 ERASABLE_TOPICS = (FEEDBACK_RECEIVED.name, FEEDBACK_ENRICHED.name, FEEDBACK_URGENT.name)
-
-
-def _parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 async def mark_duplicates(es: Any, alias: str, docs: list[dict[str, Any]]) -> None:
@@ -76,7 +73,7 @@ def erased_before(doc: dict[str, Any], erased: dict[str, str]) -> bool:
     """Feedback given before its respondent was erased (still in flight then): drop it.
     Feedback given after is new data the person chose to give, and is kept."""
     at = erased.get(doc.get("respondent_ref") or "")
-    return at is not None and _parse_ts(doc["received_at"]) <= _parse_ts(at)
+    return at is not None and parse_ts(doc["received_at"]) <= parse_ts(at)
 
 
 async def delete_documents(es: Any, alias: str, ids: list[str]) -> None:
@@ -107,9 +104,7 @@ async def index_events(events: list[Event], out: Outputs, es: Any, alias: str) -
     if docs:
         await mark_duplicates(es, alias, [d for _, d in docs])
         by_id = {d["feedback_id"]: (ev, d) for ev, d in docs}
-        actions = [{"_op_type": "update", "_index": alias, "_id": fid, "retry_on_conflict": 3,
-                    "doc": d, "upsert": {**d, "closure_status": "open", "closure_action_ids": []}}
-                   for fid, (_, d) in by_id.items()]
+        actions = [upsert_op(alias, d) for _, d in by_id.values()]
         _, failures = await async_bulk(es, actions, raise_on_error=False, raise_on_exception=True,
                                        max_retries=5, initial_backoff=1, refresh=False)
         transient = 0
@@ -125,7 +120,7 @@ async def index_events(events: list[Event], out: Outputs, es: Any, alias: str) -
             raise DependencyUnavailable(f"{transient} documents not acknowledged by Elasticsearch")
         now = datetime.now(timezone.utc)
         for _, d in docs:
-            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - _parse_ts(d["received_at"])).total_seconds()))
+            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - parse_ts(d["received_at"])).total_seconds()))
         metrics.EVENTS_PROCESSED.labels(STAGE, "ok").inc(len(by_id) - len(failures))
         # Checked after the write, so an erasure running now either finds the document
         # (its search comes after this write) or is seen here (its list entry came first).

@@ -8,6 +8,7 @@ a resident sent is silently lost.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections import OrderedDict
@@ -19,11 +20,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from pipelines.intake import (AppFeedbackIn, ContactRecord, Intake, KioskEventIn, SurveyResponseIn, from_app,
-                              from_kiosk, from_survey, now_iso)
+                              from_kiosk, from_survey)
+from pipelines.clock import utc_now
 from pipelines.pseudonym import respondent_ref
 from pipelines.vault import Contact, ContactVault
 from schemas.validate import EventValidationError, validate_event
 from services import metrics
+from services.faults import is_transient
 from services.http_common import install_common, validation_errors
 from services.kafka_io import aiokafka_producer, dead_letter, dumps
 from services.logs import get_logger
@@ -31,6 +34,7 @@ from services.settings import Settings, get_settings
 from services.topics import FEEDBACK_DLQ, FEEDBACK_RECEIVED, RESPONDENT_CONTACTS
 
 log = get_logger("ingest")
+RETRY_AFTER_S = 5  # what a 503 asks the client to wait; Kafka's own fail-over takes seconds
 CHANNEL_MODELS: dict[str, type[BaseModel]] = {"app": AppFeedbackIn, "survey": SurveyResponseIn,
                                              "kiosk": KioskEventIn}
 
@@ -63,8 +67,8 @@ def contact_event(settings: Settings, vault: ContactVault, ref: str, c: ContactR
         "key_id": vault.key_id,
         "preferred_channel": c.preferred_channel,
         "language": c.language,
-        "consent": {"follow_up": c.follow_up_consent, "given_at": now_iso(), "channel": c.channel},
-        "updated_at": now_iso(),
+        "consent": {"follow_up": c.follow_up_consent, "given_at": utc_now(), "channel": c.channel},
+        "updated_at": utc_now(),
     }
 
 
@@ -109,7 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reason = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)[:2000]
         try:
             record = dead_letter("ingest", f"{channel}: {reason}", error, raw)
-            await state["producer"].send_and_wait(settings.topic(FEEDBACK_DLQ.name), dumps(record))
+            await asyncio.wait_for(state["producer"].send_and_wait(settings.topic(FEEDBACK_DLQ.name), dumps(record)),
+                                   settings.ingest_kafka_timeout_s)
             metrics.DEAD_LETTERS.labels("ingest", error).inc()
         except Exception as exc:  # noqa: BLE001 - the 4xx answer matters more than the copy
             log.warning("ingest_dlq_failed", error=type(exc).__name__)
@@ -165,9 +170,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             intake = from_kiosk(body, idem)  # type: ignore[arg-type]
         try:
-            return await accept(channel, intake)
+            return await asyncio.wait_for(accept(channel, intake), settings.ingest_kafka_timeout_s)
         except EventValidationError as exc:
             return await reject(channel, raw, 422, [e.as_dict() for e in exc.errors], "schema_violation")
+        except Exception as exc:  # noqa: BLE001 - classified: an outage is a 503, anything else a 500
+            if not is_transient(exc):
+                raise
+            return unavailable(channel, exc)
+
+    def unavailable(channel: str, exc: BaseException) -> JSONResponse:
+        """Kafka did not acknowledge in time: the client sends the same request again later.
+        With an Idempotency-Key (or a survey response id) the retry cannot duplicate."""
+        metrics.INGEST_REQUESTS.labels(channel, "unavailable").inc()
+        log.warning("ingest_kafka_unavailable", channel=channel, error=type(exc).__name__)
+        return JSONResponse(status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}, content={
+            "error": "unavailable", "errors": [{"field": "(service)", "problem":
+                "the feedback could not be stored right now; send the same request again after Retry-After "
+                "seconds (with the same Idempotency-Key)"}]})
 
     @app.post("/v1/feedback/app", status_code=202, summary="Feedback from the county's app")
     async def app_feedback(request: Request, x_api_key: str | None = Header(None),

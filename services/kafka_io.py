@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
 from typing import Any
 
+from pipelines.clock import utc_now
 from schemas.validate import validate_event
 from services.settings import Settings
 
@@ -16,10 +16,6 @@ def dumps(value: Any) -> bytes:
 
 def loads(raw: bytes | str) -> Any:
     return json.loads(raw)
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def dead_letter(stage: str, reason: str, error_type: str, original: bytes | None, *,

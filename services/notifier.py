@@ -30,6 +30,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
+from pipelines.clock import parse_ts, utc_now
 from pipelines import notification_log as nlog
 from pipelines.messages import render
 from pipelines.optout import opt_out_url
@@ -40,7 +41,7 @@ from services import metrics
 from services.compacted_view import CompactedView
 from services.delivery import SENDERS, NoAddressError, PermanentDeliveryError
 from services.faults import DependencyUnavailable
-from services.kafka_io import aiokafka_producer, dumps, utc_now
+from services.kafka_io import aiokafka_producer, dumps
 from services.logs import get_logger
 from services.processing import count_dead_letter
 from services.runtime import Event, Outputs, WorkerSpec, group_id, run_worker
@@ -156,9 +157,12 @@ class Notifier:
                 await self._finish(partition, note, entries, done.status, done.channel, done.attempts,
                                    "receipt written after a restart", done.language)
                 return
-            metrics.NOTIFICATIONS.labels("none", "skipped_duplicate").inc()
-            log.info("notification_duplicate_skipped", notification_id=nid)
-            return
+            if done.status != nlog.FAILED:
+                metrics.NOTIFICATIONS.labels("none", "skipped_duplicate").inc()
+                log.info("notification_duplicate_skipped", notification_id=nid)
+                return
+            # Failed before (deadline or a refused address), delivered again by a replay: try again.
+            log.info("notification_retried_after_failure", notification_id=nid)
         resumed = done is not None and done.status == nlog.SENDING
         contact_record = await self._contact_for(partition, ref_key)
         if contact_record is None:
@@ -218,7 +222,7 @@ class Notifier:
                  attempts=attempts)
 
     def _past_deadline(self, note: dict[str, Any], now: datetime) -> bool:
-        created = datetime.fromisoformat(note["created_at"].replace("Z", "+00:00"))
+        created = parse_ts(note["created_at"])
         return now - created > timedelta(hours=self.settings.notify_give_up_after_hours)
 
     async def handle_events(self, events: list[Event], out: Outputs) -> None:  # noqa: ARG002 - writes itself

@@ -22,15 +22,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from pipelines.clock import utc_now
 from pipelines.contacts import withdraw_consent
 from pipelines.optout import valid_opt_out
 from schemas.validate import validate_event
 from services import metrics
 from services.contacts_store import read_contact
 from services.erasure import erase
-from services.kafka_io import dumps, utc_now
+from services.kafka_io import dumps
 from services.logs import get_logger
 from services.settings import Settings
+from services.tokens import token_user
 from services.topics import RESPONDENT_CONTACTS
 from services.web import templates
 
@@ -141,8 +143,6 @@ def privacy_router(settings: Settings, state: dict[str, Any]) -> APIRouter:
         return JSONResponse({"status": outcome}, status_code=403 if outcome == "invalid" else 200)
 
     def officer(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
-        from services.console import token_user
-
         user = token_user(settings, creds.credentials if creds else None)
         if user is None:
             raise HTTPException(401, {"error": "unauthorized", "errors": [

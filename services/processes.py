@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from services.settings import SERVICE_PORTS
+from services.settings import SERVICE_PORTS, SERVICES
 
-ALL_SERVICES = ("ingest", "api", "enricher", "indexer", "closure", "notifier", "trends")
+ALL_SERVICES = SERVICES  # start order: ingest first, workers after
 
 
 @dataclass

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from tqdm import tqdm
 
+from pipelines.clock import parse_ts
 from services.settings import Settings
 from services.topics import ALL_TOPICS, FEEDBACK_DLQ, FEEDBACK_ENRICHED, FEEDBACK_RECEIVED
 
@@ -147,7 +148,6 @@ def parse_when(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_ts(value)
     except ValueError as exc:
         raise ValueError(f"not an ISO-8601 date or time: {value!r}") from exc
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

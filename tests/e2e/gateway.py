@@ -28,8 +28,9 @@ class Delivery:
 
 class Gateway:
     def __init__(self, fail_every: int = 0, delay_s: float = 0.0,
-                 on_accept: Callable[[Delivery, int], None] | None = None):
+                 on_accept: Callable[[Delivery, int], None] | None = None, port: int = 0):
         self.fail_every, self.delay_s, self.on_accept = fail_every, delay_s, on_accept
+        self.port = port  # 0: any free port, fixed on first start so a restart comes back on it
         self.lock = threading.Lock()
         self.requests = 0
         self.failed = 0
@@ -39,8 +40,8 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        assert self.port, "start() the gateway first"
+        return f"http://127.0.0.1:{self.port}"
 
     def by_path(self, path: str) -> dict[str, Delivery]:
         with self.lock:
@@ -94,12 +95,15 @@ class Gateway:
                     time.sleep(gateway.delay_s)
                 self._answer(200, {"status": "accepted", "id": key})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.server.server_address[1]
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="test-gateway", daemon=True).start()
         return self
 
     def stop(self) -> None:
+        """Close the listening socket: clients get "connection refused" until start()."""
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+            self.server = None

@@ -34,6 +34,7 @@ from kafka import KafkaProducer
 
 from closure_helpers import wait_for
 from gateway import Gateway
+from pipelines.clock import utc_now
 from pipelines.closure import matching_query, notification_id
 from pipelines.contacts import withdraw_consent
 from pipelines.optout import opt_out_url
@@ -41,7 +42,7 @@ from pipelines.pseudonym import normalise_phone, respondent_ref
 from services.contacts_store import read_contact
 from services.demo import read_topic
 from services.es import es_client
-from services.kafka_io import dumps, utc_now
+from services.kafka_io import dumps
 from services.localstack.smtp import read_mailbox
 from services.stores import actions_index
 from services.topics import RESPONDENT_CONTACTS

@@ -37,7 +37,7 @@ def _events(n: int, seed: int = 1) -> list[dict[str, Any]]:
 def loaded(pipeline_env):
     from elasticsearch.helpers import bulk
 
-    from pipelines.documents import to_document
+    from pipelines.documents import new_document, to_document
     from services.es import es_client
 
     env, settings = pipeline_env
@@ -45,7 +45,7 @@ def loaded(pipeline_env):
     events = _events(N_DOCS)
     docs = []
     for ev in events:
-        doc = {**to_document(ev), "closure_status": "open", "closure_action_ids": []}
+        doc = new_document(to_document(ev))
         doc.pop("week")  # written before the mapping had `week`: the reindex derives it
         docs.append(doc)
     bulk(es, ({"_index": settings.index_alias, "_id": d["feedback_id"], "_source": d} for d in docs),

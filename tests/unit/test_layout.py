@@ -38,3 +38,41 @@ def test_no_patches_of_library_internals():
     for folder in ("services", "pipelines"):
         for path in (ROOT / folder).rglob("*.py"):
             assert not patch.search(path.read_text(encoding="utf-8")), path.relative_to(ROOT)
+
+
+def _project_imports() -> dict[str, set[str]]:
+    """Module -> project modules it imports anywhere in its body (lazy imports count too:
+    a lazy import that breaks a circle at import time still ties the two modules)."""
+    import ast
+
+    files = {}
+    for folder in ("services", "pipelines", "schemas"):
+        for path in (ROOT / folder).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            files[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {m for m in found if m in files and m != name}
+    return graph
+
+
+def test_no_import_circles():
+    graph = _project_imports()
+    circles = []
+    for start in graph:  # a path back to ``start``; the graph is small enough for a plain search
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert circles == []
