@@ -217,6 +217,7 @@ def test_smtp_and_sms_gateway_down_longer_than_the_retries(world, fault_stack, g
     settings, group = world["settings"], world["group"]
     people = register(group.running["ingest"].url, settings, ["email"] * 4 + ["sms"] * 4,
                       ["fi", "sv", "en", "fi"] * 2, "outage")
+    world["sent"].update({f"registered-{p['feedback_id']}": p["feedback_id"] for p in people})
     fault_stack.smtp.stop()
     gateway.stop()
     action_id = str(uuid.uuid4())
@@ -289,6 +290,7 @@ def test_sigkill_of_the_indexer_and_closure_mid_work_loses_nothing(world, fault_
     # The closure worker killed right after an action arrives, then restarted: the action is
     # still carried out once (notification ids are derived, the notifier drops repeats).
     people = register(group.running["ingest"].url, settings, ["email"] * 3, ["fi", "sv", "en"], "killclosure")
+    world["sent"].update({f"registered-{p['feedback_id']}": p["feedback_id"] for p in people})
     wait_for(lambda: indexed(world, [p["feedback_id"] for p in people]) == 3, 120, "the respondents' feedback")
     token = next(iter(settings.api_tokens.values())).get_secret_value()
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
