@@ -151,12 +151,14 @@ def _register_subcommands() -> None:
     from services.bench_search import bench_app
     from services.cli_ml import bench_enrich, ml_app
     from services.cli_privacy import privacy_app
+    from services.cli_snapshots import snapshot_app
     from services.cli_stack import stack_app
     from services.reindex import cli as reindex_cli
 
     app.registered_commands.extend(stack_app.registered_commands)  # up, down, smtp-sink
     app.registered_commands.extend(reindex_cli.registered_commands)  # reindex
     app.registered_commands.extend(privacy_app.registered_commands)  # erase
+    es_app.registered_commands.extend(snapshot_app.registered_commands)  # es snapshot, snapshots, restore, backup-setup
     app.registered_groups.extend(privacy_app.registered_groups)  # contacts
     # train, eval; the enrichment benchmark sits with the search one under `bench`.
     app.registered_commands.extend(c for c in ml_app.registered_commands if c.callback is not bench_enrich)

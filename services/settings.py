@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         None, description="Path to a PEM CA bundle that verifies Elasticsearch's HTTPS certificate "
                           "(ECK's self-signed CA); system CAs if unset or empty.")
     index_alias: str = Field("feedback", description="Alias that every reader and writer uses.")
+    snapshot_repository: str = Field(
+        "feedback-backups", description="Snapshot repository of `feedback es snapshot/restore` and the SLM policy "
+                                        "(registered by `feedback up` locally, by `feedback es backup-setup` in deployments).")
 
     # --- Ingest HTTP -------------------------------------------------------------
     ingest_api_keys: dict[str, SecretStr] = Field(

@@ -13,6 +13,9 @@ Known gaps of this distribution (it ships only the modules ``apm``, ``transport-
 - no ILM, data streams, RRF or security (security is disabled explicitly).
 - ``GET /`` answers 405, so readiness is checked on ``/_cluster/health``.
 
+The node gets ``path.repo`` = ``<instance dir>/snapshots`` and :func:`ensure_snapshot_repository`
+registers the fs repository there (``feedback es snapshot`` / ``restore`` use it).
+
 Elasticsearch refuses to run as root. When this process is root the server is started
 as ``nobody`` through ``setpriv``; then the distribution, config, data and logs must
 live in a folder ``nobody`` can reach (see :func:`default_es_root`), never under /root.
@@ -193,6 +196,11 @@ class ElasticsearchServer:
         return self.instance_dir / "console.log"
 
     @property
+    def snapshot_dir(self) -> Path:
+        """``path.repo``: where the fs snapshot repository lives (wiped with the node's data)."""
+        return self.instance_dir / "snapshots"
+
+    @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
@@ -204,7 +212,7 @@ class ElasticsearchServer:
         config = self.instance_dir / "config"
         if not config.exists():
             shutil.copytree(self.es_home / "config", config)
-        for sub in ("data", "logs", "tmp"):
+        for sub in ("data", "logs", "tmp", "snapshots"):
             (self.instance_dir / sub).mkdir(exist_ok=True)
         self.log_file.touch()
         if running_as_root():
@@ -225,6 +233,8 @@ class ElasticsearchServer:
             "xpack.security.enabled": "false",
             "path.data": str(d / "data"),
             "path.logs": str(d / "logs"),
+            # Filesystem snapshot repositories may only live under path.repo.
+            "path.repo": str(self.snapshot_dir),
             # Small CI disks are often >90 % full; do not let watermarks block writes.
             "cluster.routing.allocation.disk.threshold_enabled": "false",
             # Tests delete indices by wildcard.
@@ -305,3 +315,31 @@ def es_answers(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+def ensure_snapshot_repository(url: str, name: str) -> bool:
+    """Register the fs snapshot repository ``name`` at the node's ``path.repo`` unless it exists.
+
+    Works for a node this process started and for a reused one, as long as it was started
+    with ``path.repo``; returns False (and logs why) when it cannot.
+    """
+    try:
+        with httpx.Client(base_url=url, timeout=30.0) as es:
+            if es.get(f"/_snapshot/{name}").status_code == 200:
+                return True
+            nodes = es.get("/_nodes/_local/settings").raise_for_status().json()["nodes"]
+            repo = next(iter(nodes.values()))["settings"].get("path", {}).get("repo")
+            location = repo[0] if isinstance(repo, list) else repo
+            if not location:
+                log.warning("Elasticsearch on %s has no path.repo (started by older code?): "
+                            "no snapshot repository %s", url, name)
+                return False
+            resp = es.put(f"/_snapshot/{name}", json={"type": "fs", "settings": {"location": location}})
+            if resp.status_code != 200:
+                log.warning("Registering snapshot repository %s failed: %s", name, resp.text[:500])
+                return False
+    except (httpx.HTTPError, ValueError, KeyError, StopIteration) as exc:
+        log.warning("Registering snapshot repository %s on %s failed: %s", name, url, exc)
+        return False
+    log.info("Snapshot repository %s is registered on %s", name, url)
+    return True

@@ -20,6 +20,7 @@ from services.localstack.elasticsearch import (
     ElasticsearchServer,
     default_es_root,
     ensure_es_distribution,
+    ensure_snapshot_repository,
     es_answers,
 )
 from services.localstack.kafka import KafkaServer, ensure_kafka_libs, kafka_answers
@@ -221,6 +222,11 @@ class LocalStack:
             self._stop_owned()
             raise
         self._started = True
+        if "elasticsearch" in self.components:
+            from services.settings import get_settings
+
+            # One repository name for the stack and the `feedback es snapshot/restore` commands.
+            ensure_snapshot_repository(self.es_url, get_settings().snapshot_repository)
         if servers:
             self._write_state(previous)
         return self

@@ -81,6 +81,14 @@ def test_stack_serves_kafka_elasticsearch_and_smtp(tmp_path) -> None:
             hits = r.json()["hits"]["hits"]
             assert [h["_id"] for h in hits] == ["f1"]
 
+            # The fs snapshot repository is registered at the node's own path.repo.
+            from services.settings import get_settings
+
+            repository = get_settings().snapshot_repository
+            r = es.get(f"/_snapshot/{repository}")
+            assert r.status_code == 200, r.text
+            assert r.json()[repository]["settings"]["location"] == str(stack.elasticsearch.snapshot_dir)
+
         # SMTP: one message in, same message out of the mailbox.
         msg = EmailMessage()
         msg["From"] = "palaute@hyvinvointialue.example"

@@ -81,7 +81,8 @@ def test_compose_config_resolves_every_service():
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     services = resolved["services"]
-    for name in (*PIPELINE, *FEEDBACK_JOBS, "kibana-import", "kafka", "elasticsearch", "kibana", "mailpit"):
+    for name in (*PIPELINE, *FEEDBACK_JOBS, "kibana-import", "kafka", "elasticsearch", "kibana", "mailpit",
+                 "es-snapshots-init", "es-backup-setup"):
         assert name in services, name
     for name in PIPELINE:
         env = services[name]["environment"]
@@ -119,6 +120,42 @@ def test_every_pipeline_service_has_healthcheck_restart_and_dependencies():
         assert "healthcheck" in services[name], name
         assert services[name]["restart"] == "unless-stopped", name
     assert services["kibana-import"]["depends_on"]["kibana"]["condition"] == "service_healthy"
+
+
+def cli_options(*path: str) -> set[str]:
+    """The option names of a `feedback` subcommand, e.g. cli_options("es", "backup-setup")."""
+    from typer.main import get_command
+
+    from services.cli import app
+
+    cmd = get_command(app)
+    for name in path:
+        cmd = cmd.commands[name]
+    return {opt for param in cmd.params for opt in param.opts}
+
+
+def test_elasticsearch_has_a_snapshot_volume_and_the_backup_job_registers_it():
+    file = compose()
+    services = file["services"]
+    es = services["elasticsearch"]
+    repo = es["environment"]["path.repo"]
+    assert f"es-snapshots:{repo}" in es["volumes"] and "es-snapshots" in file["volumes"]
+    assert es["depends_on"]["es-snapshots-init"]["condition"] == "service_completed_successfully"
+    init = services["es-snapshots-init"]
+    assert init["image"] == es["image"] and "es-snapshots:/snapshots" in init["volumes"]
+    assert "chown 1000:0 /snapshots" in " ".join(init["command"]), "Elasticsearch runs as uid 1000"
+    job = services["es-backup-setup"]
+    args = job["command"]
+    assert args[:2] == ["es", "backup-setup"]
+    assert {a for a in args if a.startswith("--")} <= cli_options("es", "backup-setup")
+    location = args[args.index("--location") + 1]
+    assert location.startswith(repo + "/"), "the repository must lie inside path.repo"
+    env = job["environment"]
+    assert set(file["x-feedback-env"]) <= set(env)
+    assert env["FEEDBACK_ES_USERNAME"] == "elastic" and env["FEEDBACK_ES_PASSWORD"].startswith("${ELASTIC_PASSWORD:?")
+    assert job["depends_on"]["elasticsearch"]["condition"] == "service_healthy"
+    assert job["depends_on"]["es-setup"]["condition"] == "service_completed_successfully"
+    assert job["restart"] == "no" and job["read_only"] is True
 
 
 def test_services_share_the_feedback_env_anchor():

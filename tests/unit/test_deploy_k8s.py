@@ -428,6 +428,36 @@ def test_eck_elasticsearch_and_kibana(overlay):
     assert env["KIBANA_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "feedback-es-elastic-user"
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_snapshot_repository_volume_and_backup_job(overlay):
+    """path.repo on every node is a mounted claim; the Job registers the repository inside it and SLM."""
+    docs = render(overlay)
+    job = workload_pod(docs, "es-backup-setup")["containers"][0]
+    args = job["args"]
+    assert args[:2] == ["es", "backup-setup"]
+    compose = _compose_workloads()["es-backup-setup"]
+    assert _unescape(compose["command"]) == args, "compose and Kubernetes register the same repository"
+    location = args[args.index("--location") + 1]
+    claims = of_kind(docs, "PersistentVolumeClaim")
+    for node_set in of_kind(docs, "Elasticsearch")["feedback"]["spec"]["nodeSets"]:
+        paths = node_set["config"]["path.repo"]
+        assert any(location.startswith(p + "/") for p in paths), f"{location} is outside path.repo {paths}"
+        pod = node_set["podTemplate"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (es,) = [c for c in pod["containers"] if c["name"] == "elasticsearch"]
+        mounts = {m["mountPath"]: m["name"] for m in es["volumeMounts"]}
+        for path in paths:
+            claim = volumes[mounts[path]]["persistentVolumeClaim"]["claimName"]
+            modes = claims[claim]["spec"]["accessModes"]
+            # An fs repository is one folder shared by every node.
+            assert node_set["count"] == 1 or modes == ["ReadWriteMany"], (claim, modes)
+    env = {e["name"]: e for e in job["env"]}
+    assert env["FEEDBACK_ES_USERNAME"] == {"name": "FEEDBACK_ES_USERNAME", "value": "elastic"}
+    assert env["FEEDBACK_ES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "feedback-es-elastic-user",
+                                                                        "key": "elastic"}
+    assert _reads_feedback_config(job), "the ES URL and CA come from feedback-config"
+
+
 # --- checkov -----------------------------------------------------------------------------------
 
 
