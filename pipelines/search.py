@@ -13,7 +13,7 @@
   carried between pages in an opaque cursor bound to the query it came from.
 - aggregations: theme by sentiment by week, and a summary per unit.
 
-Nothing here talks to Elasticsearch; services.search_api does.
+Nothing here talks to Elasticsearch; services.apps.search_api does.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Backups of the index: snapshot names, which snapshot to restore, how to rename, the SLM policy.
 
-Pure logic only; ``services/snapshots.py`` talks to Elasticsearch. A snapshot of one
+Pure logic only; ``services/ops/snapshots.py`` talks to Elasticsearch. A snapshot of one
 alias holds the versioned index behind it (``<alias>-v<N>``) and the side indices
 (``<alias>-actions``, ``<alias>-erasures``). A restore never overwrites the live index:
 the versioned index comes back as the next free version and the alias is swapped to it

@@ -80,7 +80,7 @@ CLOSURE_DELIVERIES = TopicSpec(
 )
 NOTIFICATION_LOG = TopicSpec(
     "closure.notification_log", "respondent_ref", "closure.notification_log", CLOSURE_NOTIFICATIONS.partitions,
-    # The notifier's state (services/notifier.py): compacted, so the latest log per respondent
+    # The notifier's state (services/workers/notifier.py): compacted, so the latest log per respondent
     # is kept for as long as it has entries (400 days) and an erasure's tombstone removes it.
     {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(DAY_MS),
      "delete.retention.ms": str(DAY_MS), "segment.ms": str(DAY_MS)},

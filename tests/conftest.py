@@ -1,7 +1,7 @@
 """Shared fixtures: one real local stack per test session, isolated names per test.
 
 Integration and e2e tests use the real Kafka, Elasticsearch and SMTP sink started
-by services.localstack, on ports apart from a developer's `feedback up` stack.
+by devstack, on ports apart from a developer's `feedback up` stack.
 Each test module gets its own topic prefix and index alias, so modules never see
 each other's data and the stack is started only once.
 """
@@ -27,7 +27,7 @@ SERVICE_PORT_OFFSET = int(os.environ.get("FEEDBACK_TEST_SERVICE_PORT_OFFSET", "1
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalStack"]:  # noqa: F821
     """Kafka, Elasticsearch and the SMTP sink, started once per session (or reused)."""
-    from services.localstack import LocalStack
+    from devstack import LocalStack
 
     s = LocalStack(**TEST_PORTS, stack_dir=os.environ.get("FEEDBACK_TEST_STACK_DIR")
                    or tmp_path_factory.getbasetemp().parent / "feedback-test-stack")
@@ -48,9 +48,9 @@ def isolated_env(stack, name: str, tmp: Path) -> dict[str, str]:
 def pipeline_env(stack, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Settings env for one module with its topics and index created."""
     from pipelines.embedding import make_embedder
-    from services.es import es_client, setup_index
+    from services.adapters.es import es_client, setup_index
     from services.settings import Settings
-    from services.topic_admin import create_topics
+    from services.adapters.topic_admin import create_topics
 
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")[:20]
     env = isolated_env(stack, name, tmp_path_factory.mktemp(name))
@@ -64,7 +64,7 @@ def pipeline_env(stack, request: pytest.FixtureRequest, tmp_path_factory: pytest
 @pytest.fixture(scope="module")
 def service_group(pipeline_env, tmp_path_factory: pytest.TempPathFactory):
     """Start services of the pipeline as real processes; stopped at module end."""
-    from services.processes import ServiceGroup
+    from devstack.processes import ServiceGroup
 
     env, _ = pipeline_env
     group = ServiceGroup(env, tmp_path_factory.mktemp("logs"), port_offset=SERVICE_PORT_OFFSET)
@@ -76,7 +76,7 @@ def service_group(pipeline_env, tmp_path_factory: pytest.TempPathFactory):
 def index_events():
     """Upsert enriched events into a module's alias as the indexer does, refreshed: returns the client."""
     from pipelines.documents import to_document, upsert_action
-    from services.es import es_client
+    from services.adapters.es import es_client
 
     def index(settings, events: list[dict]):
         es = es_client(settings)

@@ -15,8 +15,8 @@ from pipelines.clock import utc_now
 from pipelines.closure import notification_id
 from pipelines.pseudonym import respondent_ref
 from schemas.validate import validate_event
-from services.kafka_io import dumps
-from services.localstack.smtp import read_mailbox
+from services.adapters.kafka_io import dumps
+from devstack.smtp import read_mailbox
 from services.topics import CLOSURE_NOTIFICATIONS
 
 MESSAGES = {"fi": "Lisäsimme iltavuoroon kaksi hoitajaa.", "sv": "Vi har lagt till två skötare på kvällsskiftet.",

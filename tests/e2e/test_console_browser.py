@@ -39,12 +39,12 @@ from pipelines.closure import matching_query, notification_id
 from pipelines.contacts import withdraw_consent
 from pipelines.optout import opt_out_url
 from pipelines.pseudonym import normalise_phone, respondent_ref
-from services.contacts_store import read_contact
-from services.demo import read_topic
-from services.es import es_client
-from services.kafka_io import dumps
-from services.localstack.smtp import read_mailbox
-from services.stores import actions_index
+from services.adapters.contacts_store import read_contact
+from devstack.demo import read_topic
+from services.adapters.es import es_client
+from services.adapters.kafka_io import dumps
+from devstack.smtp import read_mailbox
+from services.adapters.stores import actions_index
 from services.topics import RESPONDENT_CONTACTS
 
 CHROMIUM = os.environ.get("FEEDBACK_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -28,12 +28,12 @@ from closure_helpers import notify, wait_for
 from pipelines.pseudonym import respondent_ref
 from pipelines.vault import ContactVault
 from schemas.validate import validate_event
-from services.contacts_store import all_contacts, partition_count, partition_for, read_topic, rotate_keys
-from services.demo import read_topic as read_json_topic
-from services.es import es_client
-from services.kafka_io import admin_client, dumps
+from services.adapters.contacts_store import all_contacts, partition_count, partition_for, read_topic, rotate_keys
+from devstack.demo import read_topic as read_json_topic
+from services.adapters.es import es_client
+from services.adapters.kafka_io import admin_client, dumps
 from services.settings import Settings
-from services.stores import erasures_index
+from services.adapters.stores import erasures_index
 from services.topics import (FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGENT, NOTIFICATION_LOG,
                              RESPONDENT_CONTACTS)
 

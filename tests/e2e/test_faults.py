@@ -29,12 +29,12 @@ from kafka import KafkaProducer
 
 from closure_helpers import emails, notify, register, wait_for
 from gateway import Gateway
-from services.demo import read_topic
-from services.es import es_client, setup_index
-from services.localstack import LocalStack
-from services.processes import ServiceGroup
+from devstack.demo import read_topic
+from services.adapters.es import es_client, setup_index
+from devstack import LocalStack
+from devstack.processes import ServiceGroup
 from services.settings import Settings
-from services.topic_admin import create_topics
+from services.adapters.topic_admin import create_topics
 from services.topics import CLOSURE_ACTIONS, CLOSURE_NOTIFICATIONS, FEEDBACK_ENRICHED, FEEDBACK_RECEIVED
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -29,8 +29,8 @@ import pytest
 
 from closure_helpers import MESSAGES, emails, notify, register, wait_for
 from gateway import Delivery, Gateway
-from services.demo import read_topic
-from services.localstack.smtp import read_mailbox
+from devstack.demo import read_topic
+from devstack.smtp import read_mailbox
 from services.topics import CLOSURE_NOTIFICATIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -18,7 +18,7 @@ import pytest
 
 from closure_helpers import notify, register, wait_for
 from gateway import Gateway
-from services.demo import read_topic
+from devstack.demo import read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

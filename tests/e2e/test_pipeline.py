@@ -19,10 +19,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipelines.closure import notification_id
-from services.demo import DemoRun, inject_poison, mailbox_for, read_topic, scan_pii, send_samples, wait_indexed
-from services.demo_samples import SAMPLES, sample_lines
-from services.es import es_client
-from services.localstack.smtp import read_mailbox
+from devstack.demo import DemoRun, inject_poison, mailbox_for, read_topic, scan_pii, send_samples, wait_indexed
+from devstack.demo_samples import SAMPLES, sample_lines
+from services.adapters.es import es_client
+from devstack.smtp import read_mailbox
 from services.topics import FEEDBACK_RECEIVED
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -23,7 +23,7 @@ def test_bench_search_small(pipeline_env) -> None:
     for kind in ("keyword", "knn", "knn\\+area filter", "hybrid \\(rrf\\)", "query embedding"):
         assert re.search(rf"^{kind}\s+\d+\s+[\d.]+\s+[\d.]+", out, re.M), (kind, out)
     assert "deleted" in out
-    from services.es import es_client
+    from services.adapters.es import es_client
 
     es = es_client(settings)
     assert not es.indices.exists_alias(name=alias) and not es.indices.exists_index_template(name=f"{alias}-template")

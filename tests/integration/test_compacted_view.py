@@ -1,4 +1,4 @@
-"""services/compacted_view.py on the real broker: the latest value per key, caught up to the
+"""services/workers/compacted_view.py on the real broker: the latest value per key, caught up to the
 end offset at each call, tombstones drop keys, and records are reported as new only once
 per ``checked_by`` group."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from services.compacted_view import CompactedView
+from services.workers.compacted_view import CompactedView
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration

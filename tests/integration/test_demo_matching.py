@@ -21,7 +21,7 @@ from pipelines.closure import matching_query
 from pipelines.intake import AppFeedbackIn, KioskEventIn, SurveyResponseIn, from_app, from_kiosk, from_survey, \
     survey_from_csv_row
 from pipelines.pseudonym import respondent_ref
-from services.demo_samples import SAMPLES, samples_at
+from devstack.demo_samples import SAMPLES, samples_at
 
 pytestmark = pytest.mark.integration
 

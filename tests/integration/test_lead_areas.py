@@ -60,7 +60,7 @@ def corpus(pipeline_env, index_events) -> dict[str, Any]:
 def client(corpus):
     from fastapi.testclient import TestClient
 
-    from services.api import create_app
+    from services.apps.api import create_app
 
     with TestClient(create_app(corpus["settings"])) as c:
         yield c
@@ -141,7 +141,7 @@ def test_actions_outside_the_area_are_refused_and_never_published(corpus, client
 
 
 def test_console_stats_and_recent_actions_cover_only_the_area(corpus, client) -> None:
-    from services.stores import actions_index, ensure_index
+    from services.adapters.stores import actions_index, ensure_index
 
     es, alias = corpus["es"], corpus["settings"].index_alias
     ensure_index(es, alias, "actions")

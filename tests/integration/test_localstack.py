@@ -14,8 +14,8 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from services.localstack import LocalStack, read_mailbox
-from services.localstack._proc import group_alive
+from devstack import LocalStack, read_mailbox
+from devstack._proc import group_alive
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def test_stack_serves_kafka_elasticsearch_and_smtp(tmp_path) -> None:
 
 
 def test_in_process_smtp_sink_stores_messages_in_order(tmp_path) -> None:
-    from services.localstack import SmtpSink
+    from devstack import SmtpSink
 
     (port,) = free_ports(1)
     with SmtpSink(tmp_path / "mail", port=port) as sink, smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:

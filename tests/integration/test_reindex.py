@@ -38,7 +38,7 @@ def loaded(pipeline_env):
     from elasticsearch.helpers import bulk
 
     from pipelines.documents import new_document, to_document
-    from services.es import es_client
+    from services.adapters.es import es_client
 
     env, settings = pipeline_env
     es = es_client(settings)
@@ -56,8 +56,8 @@ def loaded(pipeline_env):
 def test_searches_keep_answering_and_counts_never_drop(loaded) -> None:
     from pipelines.synthetic import enriched_event
     from pipelines.units import service_areas
-    from services.es import area_alias, current_index
-    from services.reindex import reindex
+    from services.adapters.es import area_alias, current_index
+    from services.ops.reindex import reindex
 
     env, settings, es, events = loaded
     alias = settings.index_alias
@@ -157,7 +157,7 @@ def test_reindex_command_from_kafka(loaded) -> None:
     """The CLI end to end: v2 -> v3, replaying feedback.enriched onto existing documents only."""
     from kafka import KafkaProducer
 
-    from services.es import current_index
+    from services.adapters.es import current_index
     from services.topics import FEEDBACK_ENRICHED
 
     env, settings, es, events = loaded
@@ -195,8 +195,8 @@ def test_reindex_command_from_kafka(loaded) -> None:
 def test_reindex_of_an_index_made_before_area_aliases(loaded) -> None:
     """An index from before the filtered aliases existed: the swap adds them, removes nothing missing."""
     from pipelines.units import service_areas
-    from services.es import area_alias, area_alias_actions, current_index
-    from services.reindex import reindex
+    from services.adapters.es import area_alias, area_alias_actions, current_index
+    from services.ops.reindex import reindex
 
     _, settings, es, _ = loaded
     alias = settings.index_alias

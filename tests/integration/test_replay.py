@@ -6,8 +6,8 @@ import json
 import pytest
 from kafka import KafkaProducer
 
-from services.kafka_io import dead_letter
-from services.replay import redrive, replay
+from services.adapters.kafka_io import dead_letter
+from services.ops.replay import redrive, replay
 
 pytestmark = pytest.mark.integration
 

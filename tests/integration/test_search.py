@@ -83,7 +83,7 @@ def corpus(pipeline_env, index_events) -> dict[str, Any]:
 def client(corpus):
     from fastapi.testclient import TestClient
 
-    from services.api import create_app
+    from services.apps.api import create_app
 
     with TestClient(create_app(corpus["settings"])) as c:
         c.headers["Authorization"] = "Bearer dev-lead-token"
@@ -260,7 +260,7 @@ def test_auth_and_openapi(corpus, client) -> None:
 
 def test_filtered_aliases_return_only_their_area(corpus) -> None:
     from pipelines.units import service_areas
-    from services.es import area_alias
+    from services.adapters.es import area_alias
 
     es, alias = corpus["es"], corpus["settings"].index_alias
     total = 0

@@ -10,7 +10,7 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.processes import ALL_SERVICES
+from devstack.processes import ALL_SERVICES
 from services.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.integration

@@ -54,8 +54,8 @@ def delete_by_ids(es, index: str, ids) -> None:
 @pytest.fixture(scope="module")
 def loaded(pipeline_env, index_events):
     """The module's alias with N_DOCS documents and one published action in <alias>-actions."""
-    from services.es import es_client
-    from services.stores import actions_index, ensure_index
+    from services.adapters.es import es_client
+    from services.adapters.stores import actions_index, ensure_index
 
     env, settings = pipeline_env
     es = es_client(settings)
@@ -73,7 +73,7 @@ def loaded(pipeline_env, index_events):
 def area_alias_targets(es, alias: str) -> dict[str, set[str]]:
     """For each service-area alias of ``alias``: the indices it points at."""
     from pipelines.units import service_areas
-    from services.es import area_alias
+    from services.adapters.es import area_alias
 
     found = {}
     for area in service_areas():
@@ -83,8 +83,8 @@ def area_alias_targets(es, alias: str) -> dict[str, set[str]]:
 
 
 def test_snapshot_damage_restore_finds_every_document(loaded) -> None:
-    from services.es import current_index
-    from services.stores import actions_index
+    from services.adapters.es import current_index
+    from services.adapters.stores import actions_index
 
     env, settings, es, ids = loaded
     alias = settings.index_alias
@@ -130,15 +130,15 @@ def test_snapshot_damage_restore_finds_every_document(loaded) -> None:
 
 
 def test_a_respondent_erased_after_the_snapshot_stays_erased(loaded) -> None:
-    from services.snapshots import create_snapshot, restore_snapshot
-    from services.stores import ensure_index, erasures_index
+    from services.ops.snapshots import create_snapshot, restore_snapshot
+    from services.adapters.stores import ensure_index, erasures_index
 
     env, settings, es, ids = loaded
     alias = settings.index_alias
     assert ids_behind(es, alias) == ids
     snap = create_snapshot(es, alias, settings.snapshot_repository)
 
-    # Erased after the snapshot, as services/erasure.py does it: on the list, documents gone.
+    # Erased after the snapshot, as services/ops/erasure.py does it: on the list, documents gone.
     erased = {i for i in ids if int(i.split("-")[1]) % len(REFS) == 1}
     ensure_index(es, alias, "erasures")
     es.index(index=erasures_index(alias), id=REFS[1], refresh=True,

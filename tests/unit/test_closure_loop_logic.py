@@ -183,7 +183,7 @@ def test_feedback_topics_can_be_erased_by_tombstone():
 
 
 def test_indexer_drops_only_feedback_given_before_the_erasure():
-    from services.indexer import erased_before
+    from services.workers.indexer import erased_before
 
     erased = {"r_" + "c" * 24: "2026-11-28T12:00:00Z"}
     doc = {"respondent_ref": "r_" + "c" * 24, "received_at": "2026-11-28T11:59:59Z"}

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipelines.optout import opt_out_token
-from services.api import create_app
+from services.apps.api import create_app
 from services.settings import Settings
 
 TOKENS = {"lead": "lead-token-123", "officer": "officer-token-456"}

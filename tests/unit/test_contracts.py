@@ -9,8 +9,8 @@ from pipelines.documents import to_document
 from pipelines.intake import AppFeedbackIn, KioskEventIn, SurveyResponseIn, from_app, from_kiosk, from_survey
 from schemas import EVENT_VERSIONS, SCHEMA_DIR, event_schema, load_json
 from schemas.validate import EventValidationError, event_errors, validate_event
-from services.demo_samples import sample_lines
-from services.kafka_io import dead_letter
+from devstack.demo_samples import sample_lines
+from services.adapters.kafka_io import dead_letter
 from services.topics import ALL_TOPICS
 
 

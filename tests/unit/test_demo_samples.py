@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.demo_samples import CHANNEL_FILES, MARGIN, sample_lines, samples_at
+from devstack.demo_samples import CHANNEL_FILES, MARGIN, sample_lines, samples_at
 
 DATES = [datetime(2026, 12, 4, 11, 0, tzinfo=timezone.utc), datetime(2027, 12, 4, 11, 0, tzinfo=timezone.utc),
          datetime(2030, 2, 28, 23, 30, tzinfo=timezone.utc), datetime(2026, 10, 15, 8, 0, tzinfo=timezone.utc)]
@@ -37,7 +37,7 @@ def test_csv_export_moves_its_dates_and_keeps_everything_else():
     import csv
     import io
 
-    from services.demo_samples import CSV_FILE, SAMPLES
+    from devstack.demo_samples import CSV_FILE, SAMPLES
 
     s = samples_at(datetime(2029, 6, 1, tzinfo=timezone.utc))
     with (SAMPLES / CSV_FILE).open(newline="", encoding="utf-8") as fh:

@@ -1,7 +1,7 @@
 """The Elasticsearch clients trust the CA of FEEDBACK_ES_CA_CERTS (no server needed).
 
 Kubernetes runs Elasticsearch with ECK's self-signed HTTPS certificate; every
-client of services/es.py must verify it with that CA, the sync and the async one.
+client of services/adapters/es.py must verify it with that CA, the sync and the async one.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncio
 import certifi
 import pytest
 
-from services.es import async_es_client, es_client
+from services.adapters.es import async_es_client, es_client
 from services.settings import Settings
 
 HTTPS = "https://feedback-es-http:9200"

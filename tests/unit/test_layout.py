@@ -24,12 +24,12 @@ def test_pure_pipelines_do_no_io():
 
 
 def test_only_the_trends_worker_uses_faust():
-    # Every at-least-once worker runs on services/runtime.py, which owns its commits; faust
+    # Every at-least-once worker runs on services/workers/runtime.py, which owns its commits; faust
     # stays only where its windowed tables earn their place.
     faust_import = re.compile(r"^\s*(?:import|from)\s+faust\b", re.MULTILINE)
     users = sorted(str(p.relative_to(ROOT)) for folder in ("services", "pipelines", "schemas")
                    for p in (ROOT / folder).rglob("*.py") if faust_import.search(p.read_text(encoding="utf-8")))
-    assert users == ["services/trends.py"]
+    assert users == ["services/workers/trends.py"]
 
 
 def test_no_patches_of_library_internals():
@@ -76,3 +76,12 @@ def test_no_import_circles():
                     seen.add(nxt)
                     stack.append((nxt, path + [nxt]))
     assert circles == []
+
+
+def test_production_code_does_not_import_the_dev_tools():
+    # The image copies pipelines/, services/ and schemas/ only; devstack/ (local stack, demo)
+    # is reached through services/cli/devtools.py, which says so clearly when it is missing.
+    dev_import = re.compile(r"^\s*(?:import|from)\s+devstack\b", re.MULTILINE)
+    for folder in ("services", "pipelines", "schemas"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert not dev_import.search(path.read_text(encoding="utf-8")), path.relative_to(ROOT)

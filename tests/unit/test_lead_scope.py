@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from pipelines.units import service_areas, units
-from services.api import create_app
-from services.console import actions_query
-from services.es import area_alias
-from services.lead_scope import covers_unit, lead_areas, readable_index, unit_codes
+from services.apps.api import create_app
+from services.apps.console import actions_query
+from services.adapters.es import area_alias
+from services.apps.lead_scope import covers_unit, lead_areas, readable_index, unit_codes
 from services.settings import Settings
 
 TOKENS = {"ed-lead": "ed-token-123", "county": "county-token-456"}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pipelines.units import service_areas
-from services.reindex import swap_actions
+from services.ops.reindex import swap_actions
 
 
 def test_swap_moves_alias_and_every_area_alias() -> None:

@@ -61,7 +61,7 @@ def test_alert_event_is_schema_valid() -> None:
 
 
 def test_observations_skip_duplicates_and_unknown_themes() -> None:
-    from services.trends import observations
+    from services.workers.trends import observations
 
     ev = {"unit": "turku-ed", "received_at": "2026-11-10T12:00:00Z",
           "themes": [{"code": "access_waiting", "score": 0.9}, {"code": "nope", "score": 0.5}]}

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pytest
 from elasticsearch import ConnectionError as ESConnectionError
 
-from services.faults import DependencyUnavailable, is_transient
-from services.runtime import Abandoned, DeadLetter, Event, decode, settle
+from services.workers.faults import DependencyUnavailable, is_transient
+from services.workers.runtime import Abandoned, DeadLetter, Event, decode, settle
 
 
 @dataclass

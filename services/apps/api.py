@@ -1,0 +1,106 @@
+"""The service-lead API: publish "you said, we did" actions and preview what they match.
+
+Token-authenticated (``Authorization: Bearer <token>``, tokens per user in
+settings.api_tokens); every publish records who and when.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from pipelines.actions import ActionIn, action_event
+from pipelines.closure import matching_query
+from schemas.validate import validate_event
+from services import metrics
+from services.adapters.es import async_es_client
+from services.apps.http_common import install_common
+from services.adapters.kafka_io import aiokafka_producer, dumps
+from services.apps.lead_scope import lead_areas, readable_index, require_unit
+from services.apps.console import console_router
+from services.logs import get_logger
+from services.apps.search_api import search_router
+from services.apps.tokens import token_user
+from services.settings import Settings, get_settings
+from services.topics import CLOSURE_ACTIONS
+
+log = get_logger("api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state: dict[str, Any] = {}
+    bearer = HTTPBearer(auto_error=False)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        producer = aiokafka_producer(settings)
+        await producer.start()
+        state["producer"], state["es"] = producer, async_es_client(settings)
+        metrics.SERVICE_UP.labels("api").set(1)
+        try:
+            yield
+        finally:
+            metrics.SERVICE_UP.labels("api").set(0)
+            log.info("service_stopping", service="api")
+            await producer.stop()
+            await state["es"].close()
+
+    app = FastAPI(title="Feedback service-lead API", version="1", lifespan=lifespan,
+                  description="Publish \"you said, we did\" actions and see what they answer.")
+
+    async def ready() -> bool:
+        try:
+            # Cluster health rather than ping: it also works where `HEAD /` is not served.
+            await state["es"].cluster.health(timeout="2s")
+            return state.get("producer") is not None
+        except Exception:  # noqa: BLE001
+            return False
+
+    install_common(app, ready)
+
+    def user(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+        name = token_user(settings, creds.credentials if creds else None)
+        if name is not None:
+            return name
+        raise HTTPException(status_code=401, detail={"error": "unauthorized", "errors": [
+            {"field": "Authorization", "problem": "missing or unknown bearer token"}]})
+
+    app.include_router(search_router(settings, lambda: state["es"], user))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Any, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return JSONResponse(status_code=exc.status_code, content=body)
+
+    forbidden = {403: {"description": "The unit is outside the user's service areas"}}
+
+    @app.post("/v1/actions/preview", summary="How much feedback and how many consenting respondents match",
+              responses=forbidden)
+    async def preview(body: ActionIn, who: str = Depends(user)) -> dict[str, Any]:
+        areas = lead_areas(settings, who)
+        require_unit(areas, body.unit)
+        event = action_event(body, who)
+        resp = await state["es"].search(
+            index=readable_index(settings.index_alias, areas), size=0, query=matching_query(event),
+            aggs={"consenting": {"filter": {"term": {"follow_up_consent": True}},
+                                 "aggs": {"people": {"cardinality": {"field": "respondent_ref"}}}}})
+        return {"feedback": resp["hits"]["total"]["value"],
+                "consenting_respondents": resp["aggregations"]["consenting"]["people"]["value"]}
+
+    @app.post("/v1/actions", status_code=202, summary="Publish a \"you said, we did\" action",
+              responses=forbidden)
+    async def publish(body: ActionIn, who: str = Depends(user)) -> dict[str, Any]:
+        require_unit(lead_areas(settings, who), body.unit)
+        event = action_event(body, who)
+        validate_event("closure.actions", event)
+        await state["producer"].send_and_wait(settings.topic(CLOSURE_ACTIONS.name), dumps(event),
+                                              key=event["action_id"].encode())
+        log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=who)
+        return {"action_id": event["action_id"], "published_by": who, "published_at": event["published_at"]}
+
+    app.include_router(console_router(settings, state))  # console, public board, opt-out, erasure
+    return app
