@@ -154,10 +154,10 @@ def test_replaying_the_input_topic_creates_no_duplicates(pipeline):
 
 
 def _valid_event(settings, n: int) -> dict:
-    from pipelines.intake import now_iso
+    from pipelines.clock import utc_now
 
     return {"schema_version": 1, "feedback_id": str(uuid.uuid4()), "channel": "app", "unit": "raisio-hc",
-            "service_area": "primary-care", "received_at": now_iso(), "submitted_at": None,
+            "service_area": "primary-care", "received_at": utc_now(), "submitted_at": None,
             "text": f"Odotin ajanvarausta puhelimessa pitkään, soitto numero {n} meni jonoon.",
             "rating": None, "rating_scale": None, "language_hint": "fi", "respondent_ref": None,
             "follow_up_consent": False, "source": {}, "idempotency_key": None}
