@@ -1,4 +1,4 @@
-"""A real single-node Apache Kafka 3.9.1 broker (KRaft combined mode) on loopback.
+"""A real single-node Apache Kafka 4.4.0 broker (KRaft combined mode) on loopback.
 
 The jars come from Maven Central through ``mvn dependency:copy-dependencies`` with
 ``deploy/local/kafka-pom.xml``; no Kafka tarball and no Docker are needed, only Java 17.
@@ -18,19 +18,28 @@ from devstack._proc import StackError, java_bin, log_tail, port_open, stop_group
 
 log = logging.getLogger(__name__)
 
-KAFKA_VERSION = "3.9.1"
+KAFKA_VERSION = "4.4.0"
 POM_PATH = Path(__file__).resolve().parents[1] / "deploy" / "local" / "kafka-pom.xml"
 _MARKER = ".complete"
 
-# reload4j (log4j 1) configuration: everything to stdout, which the caller sends to a file.
-_LOG4J = """\
-log4j.rootLogger=INFO, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.log.LogCleaner=INFO
+# log4j2 configuration (Kafka 4 dropped log4j 1/reload4j), in log4j-core's own properties
+# format so no YAML or XML parser is needed: everything to stdout, which the caller sends
+# to a file. Without it log4j2 falls back to ERROR-only and a failed start says nothing.
+_LOG4J2 = """\
+status = warn
+name = feedback-localstack-kafka
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.cleaner.name = kafka.log.LogCleaner
+logger.cleaner.level = INFO
 """
 
 
@@ -40,7 +49,7 @@ def kafka_libs_dir(cache_dir: Path) -> Path:
 
 
 def ensure_kafka_libs(cache_dir: Path, pom: Path = POM_PATH) -> Path:
-    """Download the Kafka runtime jars once into ``<cache_dir>/kafka-3.9.1/libs``.
+    """Download the Kafka runtime jars once into ``<cache_dir>/kafka-<version>/libs``.
 
     A marker file is written only after Maven succeeded, so an interrupted download is
     retried from scratch instead of leaving a half class path that fails at run time.
@@ -84,7 +93,7 @@ class KafkaServer:
 
     Args:
         libs: folder with the Kafka jars (see :func:`ensure_kafka_libs`).
-        work_dir: holds server.properties, log4j.properties, the server log and ``data/``.
+        work_dir: holds server.properties, log4j2.properties, the server log and ``data/``.
         port: PLAINTEXT listener for clients.
         controller_port: CONTROLLER listener for the KRaft quorum.
     """
@@ -121,7 +130,7 @@ class KafkaServer:
         return f"{self.libs}/*"
 
     def write_config(self) -> Path:
-        """Write server.properties and log4j.properties; return the server.properties path."""
+        """Write server.properties and log4j2.properties; return the server.properties path."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         props = {
             "process.roles": "broker,controller",
@@ -131,7 +140,9 @@ class KafkaServer:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            # A dynamic (KIP-853) quorum, Kafka 4's default: the storage is formatted with
+            # --standalone, which refuses the static controller.quorum.voters.
+            "controller.quorum.bootstrap.servers": f"{self.host}:{self.controller_port}",
             # Topics are created explicitly by services.topics; a typo must fail, not create.
             "auto.create.topics.enable": "false",
             "num.partitions": "1",
@@ -148,11 +159,15 @@ class KafkaServer:
         }
         path = self.work_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        (self.work_dir / "log4j.properties").write_text(_LOG4J)
+        self.log_config.write_text(_LOG4J2)
         return path
 
+    @property
+    def log_config(self) -> Path:
+        return self.work_dir / "log4j2.properties"
+
     def _java(self, *args: str) -> list[str]:
-        return [java_bin(), f"-Dlog4j.configuration=file:{self.work_dir / 'log4j.properties'}",
+        return [java_bin(), f"-Dlog4j2.configurationFile={self.log_config}",
                 "-cp", self._classpath(), *args]
 
     def format_storage(self, cluster_id: str | None = None) -> None:
@@ -160,8 +175,9 @@ class KafkaServer:
         meta_path = self.data_dir / "meta.properties"
         if not meta_path.exists():
             config = self.work_dir / "server.properties"
+            # --standalone: this one node is the whole controller quorum (its first voter).
             cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id or random_cluster_id(),
-                             "-c", str(config))
+                             "-c", str(config), "--standalone")
             result = subprocess.run(cmd, capture_output=True, text=True)
             if result.returncode != 0:
                 raise StackError(f"Kafka storage format failed:\n{(result.stdout + result.stderr)[-4000:]}")
@@ -179,7 +195,7 @@ class KafkaServer:
         self.write_config()
         self.format_storage()
         cmd = [java_bin(), f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-               f"-Dlog4j.configuration=file:{self.work_dir / 'log4j.properties'}",
+               f"-Dlog4j2.configurationFile={self.log_config}",
                "-cp", self._classpath(), "kafka.Kafka", str(self.work_dir / "server.properties")]
         log.info("Starting Kafka on %s (log %s)", self.bootstrap, self.log_file)
         with open(self.log_file, "ab") as out:

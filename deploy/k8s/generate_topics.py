@@ -46,7 +46,7 @@ def render(replicas: int = REPLICAS) -> str:
     for t in ALL_TOPICS:
         out += [
             "---",
-            "apiVersion: kafka.strimzi.io/v1beta2",
+            "apiVersion: kafka.strimzi.io/v1",
             "kind: KafkaTopic",
             "metadata:",
             f"  name: {resource_name(t.name)}",

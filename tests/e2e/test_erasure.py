@@ -4,8 +4,8 @@ rotation of the contact store.
 
 Services as real processes (ingest, enricher, indexer, notifier, api) on the real Kafka
 and Elasticsearch. The module's topics (with the notifier's log) get a one-second
-segment.ms and a tiny dirty ratio so the log cleaner compacts within seconds instead of
-the production day (docs/privacy.md).
+segment.ms and max.compaction.lag.ms (production's guarantee, a day, scaled down) and a
+tiny dirty ratio so the log cleaner compacts within seconds (docs/privacy.md).
 """
 from __future__ import annotations
 
@@ -39,7 +39,11 @@ from services.topics import (FEEDBACK_ENRICHED, FEEDBACK_RECEIVED, FEEDBACK_URGE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-FAST_COMPACTION = {"segment.ms": "1000", "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "3600000"}
+# The dirty ratio alone does not bound the wait: once the cleaner has passed over a partition,
+# a 107-byte tombstone behind three 4.5 KB records is 0.8 % dirty, below even 0.01, and it waits
+# for more writes. max.compaction.lag.ms forces the pass, as it does in production.
+FAST_COMPACTION = {"segment.ms": "1000", "max.compaction.lag.ms": "1000", "min.cleanable.dirty.ratio": "0.01",
+                   "delete.retention.ms": "3600000"}
 TEXT = "Odotin päivystyksessä viisi tuntia. Jono oli liian pitkä."
 
 

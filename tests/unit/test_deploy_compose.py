@@ -22,6 +22,7 @@ COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
 CONSTRAINTS = COMPOSE_DIR / "constraints.txt"
 
+from devstack.kafka import KAFKA_VERSION  # noqa: E402
 # Every service of services/settings.SERVICE_PORTS: a new service must be deployed too.
 from services.settings import SERVICE_PORTS  # noqa: E402
 
@@ -212,7 +213,8 @@ def test_images_are_pinned():
 
 def test_versions_match_the_supported_ones():
     services = compose()["services"]
-    assert services["kafka"]["image"] == "apache/kafka:3.9.1"
+    # Compose runs the Kafka release the local stack and the tests run.
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert "8.19." in services["elasticsearch"]["image"] and "8.19." in services["kibana"]["image"]
     assert env_example()["ELASTIC_VERSION"].startswith("8.19.")
 

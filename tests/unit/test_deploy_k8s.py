@@ -42,6 +42,8 @@ WORKER_INPUT = {
     "notifier": "closure.notifications",
     "trends": "feedback.enriched",
 }
+# Kafka versions the Strimzi release named in deploy/RUNBOOK.md (1.2) can run.
+STRIMZI_KAFKA_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "4.3.1")
 CUSTOM_KINDS = {
     ("kafka.strimzi.io", "Kafka"), ("kafka.strimzi.io", "KafkaNodePool"), ("kafka.strimzi.io", "KafkaTopic"),
     ("elasticsearch.k8s.elastic.co", "Elasticsearch"), ("kibana.k8s.elastic.co", "Kibana"),
@@ -302,8 +304,11 @@ def test_versions_match_compose(overlay):
     assert of_kind(docs, "Elasticsearch")["feedback"]["spec"]["version"] == es_version
     assert of_kind(docs, "Kibana")["feedback"]["spec"]["version"] == es_version
     assert es_version in compose["elasticsearch"]["image"]
-    kafka = of_kind(docs, "Kafka")["feedback"]["spec"]["kafka"]["version"]
-    assert kafka.startswith("3.9.") and compose["kafka"]["image"].startswith("apache/kafka:3.9.")
+    kafka = of_kind(docs, "Kafka")["feedback"]["spec"]["kafka"]
+    # Strimzi 1.2 runs Kafka 4.2.0 - 4.3.1; compose runs the release tested here (4.x too).
+    assert kafka["version"] in STRIMZI_KAFKA_VERSIONS and compose["kafka"]["image"].startswith("apache/kafka:4.")
+    major_minor = ".".join(kafka["version"].split(".")[:2])
+    assert kafka["metadataVersion"].startswith(f"{major_minor}-IV"), "metadataVersion of another release"
 
 
 # --- Kafka, topics, KEDA ----------------------------------------------------------------------
@@ -345,6 +350,9 @@ def test_strimzi_kafka_runs_kraft_with_a_node_pool(overlay):
     annotations = kafka["metadata"]["annotations"]
     assert annotations["strimzi.io/kraft"] == "enabled" and annotations["strimzi.io/node-pools"] == "enabled"
     assert kafka["spec"]["kafka"]["config"]["auto.create.topics.enable"] is False
+    # Strimzi 1.0 removed v1beta2: every Strimzi resource must use the v1 API.
+    strimzi = [d for d in docs if group_of(d) == "kafka.strimzi.io"]
+    assert strimzi and {d["apiVersion"] for d in strimzi} == {"kafka.strimzi.io/v1"}
     assert "zookeeper" not in kafka["spec"]
     pools = of_kind(docs, "KafkaNodePool")
     assert pools and all(p["metadata"]["labels"]["strimzi.io/cluster"] == "feedback" for p in pools.values())
