@@ -11,6 +11,33 @@ import sys
 import structlog
 
 _configured = False
+REPEAT_WINDOW_S = 30.0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one copy of a repeated library message through per window.
+
+    While a broker is down, aiokafka logs "Unable connect to node" for every metadata
+    attempt, thousands a second while a batch waits for a partition leader; one line
+    per window says the same without flooding the log store.
+    """
+
+    def __init__(self, window_s: float = REPEAT_WINDOW_S) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import time
+
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        if now - self.last.get(key, -self.window_s) < self.window_s:
+            return False
+        if len(self.last) > 1000:  # messages with ids in them must not grow it without bound
+            self.last.clear()
+        self.last[key] = now
+        return True
 
 
 def configure_logging(level: str = "INFO", service: str | None = None) -> None:
@@ -41,8 +68,11 @@ def configure_logging(level: str = "INFO", service: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    repeats = RepeatFilter()
     for noisy in ("aiokafka", "kafka", "elastic_transport", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for chatty in ("aiokafka", "elastic_transport"):
+        logging.getLogger(chatty).addFilter(repeats)
     _configured = True
 
 

@@ -39,14 +39,25 @@ def dead_letter(stage: str, reason: str, error_type: str, original: bytes | None
 
 
 def aiokafka_producer(settings: Settings):
-    """An idempotent, acks=all aiokafka producer (caller starts and stops it)."""
+    """An acks=all aiokafka producer (caller starts and stops it).
+
+    Not idempotent on purpose: after a broker restart aiokafka can get
+    OutOfOrderSequenceNumber for an idempotent producer, which ends its sender for good
+    (tests/e2e/test_faults.py found it). Every consumer here is idempotent (document
+    ``_id``, notification ids, keyed compacted state), so a duplicate from a retry is
+    harmless, and aiokafka sends one batch per partition at a time, so order holds.
+    """
     from aiokafka import AIOKafkaProducer
 
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
-        enable_idempotence=True,
+        enable_idempotence=False,
         linger_ms=5,
+        # A batch that cannot reach its leader fails after this long instead of 40 s: while
+        # Kafka is down the worker then backs off (services/workers/runtime.py) rather than
+        # keeping aiokafka busy retrying metadata for it.
+        request_timeout_ms=15_000,
         value_serializer=None,
         key_serializer=None,
     )

@@ -15,6 +15,13 @@ class DependencyUnavailable(Exception):
     succeed later, so it is retried and never dead-lettered."""
 
 
+def is_kafka_error(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) comes from the Kafka client."""
+    from aiokafka.errors import KafkaError
+
+    return isinstance(exc, KafkaError) or isinstance(exc.__cause__, KafkaError)
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` says a dependency is unavailable rather than the input is bad."""
     if isinstance(exc, (DependencyUnavailable, ConnectionError, TimeoutError, asyncio.TimeoutError,

@@ -34,7 +34,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from schemas.validate import event_errors
 from services import metrics
-from services.workers.faults import is_transient
+from services.workers.faults import is_kafka_error, is_transient
 from services.adapters.kafka_io import aiokafka_producer
 from services.logs import configure_logging, get_logger
 from services.workers.probe_server import ProbeServer
@@ -274,15 +274,31 @@ class Worker(ConsumerRebalanceListener):
         assert self.consumer is not None
         paused = set(self.consumer.assignment())
         self.consumer.pause(*paused)
-        deadline = time.monotonic() + delay
         try:
-            while not self.stopping.is_set() and time.monotonic() < deadline:
-                # Nothing is returned for paused partitions; the call keeps the poll interval fresh.
-                await self.consumer.getmany(timeout_ms=int(min(500, max(1, (deadline - time.monotonic()) * 1000))))
+            await self._idle(delay)
+            # While Kafka itself is away, a retry would only queue another batch that aiokafka
+            # keeps chasing a leader for: wait until the cluster answers again.
+            while is_kafka_error(exc) and not self.stopping.is_set() and not await self._kafka_answers():
+                await self._idle(1.0)
         finally:
             self.consumer.resume(*(paused & set(self.consumer.assignment())))
         if self.stopping.is_set() or tp not in self.owned:
             raise Abandoned()
+
+    async def _idle(self, seconds: float) -> None:
+        """Poll the paused consumer for ``seconds``: nothing comes back, but the group keeps
+        this member (max.poll.interval.ms)."""
+        assert self.consumer is not None
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            await self.consumer.getmany(timeout_ms=int(min(500, max(1, (deadline - time.monotonic()) * 1000))))
+
+    async def _kafka_answers(self) -> bool:
+        try:
+            await self.producer.client.fetch_all_metadata()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
 
     async def _attempt(self, tp: TopicPartition, events: list[Event]) -> None:
         async with self.lock:

@@ -127,3 +127,16 @@ def test_transient_and_permanent_failures_are_told_apart():
     assert not is_transient(BadRequestError("bad doc", meta(400), {}))
     assert not is_transient(RecordTooLargeError()) and not is_transient(ValueError("bad input"))
     assert not is_transient(FileNotFoundError("model missing"))
+
+
+def test_a_library_message_repeated_thousands_of_times_is_logged_once_per_window():
+    import logging
+
+    from services.logs import RepeatFilter
+
+    f = RepeatFilter(window_s=60)
+    flood = [logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "Unable connect to node %s", (1,), None)
+             for _ in range(5000)]
+    other = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "Unable to update metadata", (), None)
+    assert sum(f.filter(r) for r in flood) == 1
+    assert f.filter(other)
