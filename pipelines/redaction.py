@@ -205,7 +205,7 @@ _PHONE_INTL = re.compile(
 # so case numbers (0123/2026) stay. A ":" counts before the number after a word
 # ("puhelin:0401234567") but not after a digit (times). UK area codes have up to five digits.
 _PHONE_DOMESTIC = re.compile(
-    r"(?<![\w+.,/])(?<!\d:)(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,3})(?: ?/ ?\d{5,8}|(?:[ -]?\d{2,4}){1,4})"
+    r"(?<![\w+.,/])(?<!\d:)(?:\(0[1-9]\d{0,3}\)|0\d{1,4})(?: ?/ ?\d{5,8}|(?:[ -]?\d{2,4}){1,4})"
     r"(?![\w])(?![.,]\d)"
 )
 _NOT_PRICE_AFTER = re.compile(r"\s?(?:€|e(?![\w-])|eur|euro|kr\b|sek\b|%)", re.IGNORECASE)
@@ -257,9 +257,11 @@ _QUANTITY_WORDS = (r"kerta|kertaa|kpl|km|m|metriä|min|minuuttia|tuntia|tunnin|h
 _STREET_PREFIX = (r"(?:Itäinen|Läntinen|Pohjoinen|Eteläinen|Vanha|Uusi|Pikku|Iso|Stora|Lilla|Norra|"
                   r"Södra|Östra|Västra|Gamla|Nya)")
 # A postcode and a town after the street: Finnish "20100 Turku", Swedish "114 51 Stockholm".
-_POSTCODE_CITY = r"(?:\d{5}|\d{3} \d{2})(?: |, ?)(?:S:t )?[A-ZÅÄÖ][A-Za-zåäöÅÄÖ-]+"
+_POSTCODE_CITY = r"(?:\d{5}|\d{3} \d{2})(?: |, ?)(?:S:t )?[A-ZÅÄÖ][A-Za-zåäöÅÄÖ-]+(?: Tl\.?| Hl\.?)?"
 _ADDRESS = re.compile(
-    rf"(?<![\w-])(?:{_STREET_PREFIX} )?[A-ZÅÄÖ][a-zåäöéü]+(?:-[a-zåäöéü]+)?{_STREET_SUFFIX}"
+    rf"(?<![\w-])(?:{_STREET_PREFIX} )?(?:[A-ZÅÄÖ][a-zåäöéü]+(?:-[a-zåäöéü]+)?{_STREET_SUFFIX}"
+    # a street named in two words after a genitive: "Aaltosen bulevardi", "Haagan pappilantie"
+    rf"|[A-ZÅÄÖ][a-zåäöéü]+(?:-[A-ZÅÄÖa-zåäöéü]+)?n [a-zåäö]*{_STREET_SUFFIX})"
     r" (?!(?:19|20)\d\d\b)\d{1,4}(?:-\d{1,4})?"                   # house number, not a year
     r"(?:(?:\s?[A-H]|[a-h])(?:\s?\d{1,3})?(?!\w|[.,:]\d))?"         # 7a, 12 B, 12 B 5, 12 C7
     r"(?: (?:as\.?|asunto|h\.?|huone|lgh\.?|lägenhet|bst\.?) ?\d{1,4})?"  # 3 as. 4, 12 h 3, lgh 1102
@@ -274,26 +276,39 @@ _PO_BOX = re.compile(
     rf"(?<![\w-])(?:PL|Pl\.|PB|P\.?\s?O\.?\s?Box|Box|Postilokero|Postbox)\s?\d{{1,5}}(?!\w)(?:,? {_POSTCODE_CITY})?"
 )
 # British style: number first ("12 Baker Street", "Flat 3, 12 Smith Road"), or a flat or
-# studio then the street. The street type is one of the usual English ones.
+# studio then the street. Street types: the USPS suffix list (also used by generated
+# British data) and the British ones (Close, Rise, Mews ...).
 _EN_STREET_TYPES = (
-    r"Street|St|Road|Rd|Lane|Avenue|Ave|Close|Drive|Way|Place|Square|Crescent|Gardens?|Court|Terrace|"
-    r"Grove|Hill|Hills|Park|Parks|Row|Walk|Mews|Green|Rise|Vale|View|Views|Parade|Circus|Wharf|Quay|"
-    r"Alley|Brooks?|Bridge|Common|Corners?|Creek|Dale|Fields?|Forest|Glen|Heights|Isle|Junction|Lakes?|"
-    r"Land|Lodge|Manor|Meadows?|Mill|Mills|Mount|Orchard|Oval|Passage|Path|Plaza|Point|Port|Ridge|"
-    r"River|Route|Shore|Shores|Springs?|Station|Summit|Trail|Valley|Villages?|Vista|Wall|Wells?|Ways|"
-    r"Haven|Harbor|Harbour|Cliffs?|Cove|Estates?|Ford|Forge|Knolls?|Loop|Mall|Pines?|Plains?|Rapids|"
-    r"Ranch|Run|Spur|Stream|Track|Trace|Underpass|Union|Crossing|Falls|Ferry|Island|Islands|Keys?"
+    r"Alley|Avenue|Branch|Bridge|Brook|Brooks|Burg|Burgs|Bypass|Camp|Canyon|Cape|Causeway|Center|"
+    r"Centers|Circle|Circles|Cliff|Cliffs|Club|Common|Corner|Corners|Course|Court|Courts|Cove|"
+    r"Coves|Creek|Crescent|Crest|Crossing|Crossroad|Curve|Dale|Dam|Divide|Drive|Drives|Estate|"
+    r"Estates|Expressway|Extension|Extensions|Fall|Falls|Ferry|Field|Fields|Flat|Flats|Ford|"
+    r"Fords|Forest|Forge|Forges|Fork|Forks|Fort|Freeway|Garden|Gardens|Gateway|Glen|Glens|Green|"
+    r"Greens|Grove|Groves|Harbor|Harbors|Harbour|Haven|Heights|Highway|Hill|Hills|Hollow|Inlet|"
+    r"Island|Islands|Isle|Junction|Junctions|Key|Keys|Knoll|Knolls|Lake|Lakes|Land|Landing|Lane|"
+    r"Lanes|Light|Lights|Loaf|Lock|Locks|Lodge|Loop|Mall|Manor|Manors|Meadow|Meadows|Mews|Mill|"
+    r"Mills|Mission|Motorway|Mount|Mountain|Mountains|Neck|Orchard|Oval|Overpass|Park|Parks|"
+    r"Parkway|Parkways|Pass|Passage|Path|Pike|Pine|Pines|Place|Plain|Plains|Plaza|Point|Points|"
+    r"Port|Ports|Prairie|Radial|Ramp|Ranch|Rapid|Rapids|Rest|Ridge|Ridges|River|Road|Roads|Route|"
+    r"Row|Rue|Run|Shoal|Shoals|Shore|Shores|Skyway|Spring|Springs|Spur|Spurs|Square|Squares|"
+    r"Station|Stravenue|Stream|Street|Streets|Summit|Terrace|Throughway|Trace|Track|Trafficway|"
+    r"Trail|Trails|Tunnel|Turnpike|Underpass|Union|Unions|Valley|Valleys|Via|Viaduct|View|Views|"
+    r"Village|Villages|Ville|Vista|Walk|Walks|Wall|Way|Ways|Well|Wells|St|Rd|Ave|Close|Rise|Vale|"
+    r"Parade|Circus|Wharf|Quay"
 )
 _EN_WORD = r"(?:[A-Z](?:[a-z]{0,2}['’]?[A-Z])?[a-z]+)"
 _EN_ADDRESS = re.compile(
     rf"(?<![\w-])(?:(?:Flat|Studio|Apartment|Apt\.?|Unit) \d{{1,4}}[A-Za-z]?,?\s+)?"
     rf"(?:\d{{1,4}}[A-Za-z]?,? )?(?:{_EN_WORD} ){{1,2}}(?:{_EN_STREET_TYPES})(?!\w)"
-    r"(?:,? [A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}(?!\w))?"            # UK postcode
+    r"(?:,? [A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}(?!\w)(?: [A-Z][a-z]+(?: [A-Z][a-z]+)?)?)?"  # UK postcode, town
 )
 # Compounds that end like a street but are ordinary words ("Hoitopolku 2" is a care path).
 _NOT_STREETS = frozenset({"Hoitopolku", "Palvelupolku", "Asiakaspolku", "Hoitopolun", "Elämänpolku",
                           "Kuntoutuspolku", "Opintopolku"})
 _WORD_BEFORE = re.compile(r"([A-ZÅÄÖ][a-zåäöé]+) $")
+_TWO_WORD_STREET = re.compile(r"[A-ZÅÄÖ][\w-]*n [a-zåäö]")
+# Words that often start a sentence right before a street ("Asun Aaltosen polku 3").
+_VERBS_BEFORE_STREET = frozenset({"asun", "asuin", "olen", "muutin", "bor", "osoite", "osoitteeni", "adress"})
 
 
 def _address_spans(text: str) -> list[tuple[int, int]]:
@@ -306,9 +321,10 @@ def _address_spans(text: str) -> list[tuple[int, int]]:
         # "Adolf Lindforsintie 7": a first name before a street named after a person (genitive).
         before = _WORD_BEFORE.search(text, max(0, start - 30), start)
         word = before.group(1) if before else ""
-        if word and re.match(r"[A-ZÅÄÖ][a-zåäöé]+n(?:tie|katu|kuja|polku|bulevardi|gatan|vägen)", street) and \
+        if word and re.fullmatch(r"[A-ZÅÄÖ][\w-]*n(?:tie|katu|kuja|polku|bulevardi|gatan|vägen)?", street) and \
                 (_is_first_name(word, _lexicon(), lone=False) or
-                 (not word.endswith("n") and word not in _NOT_NAMES and word.lower() not in _COMMON_WORDS)):
+                 ((not word.endswith("n") or _TWO_WORD_STREET.match(m.group())) and word.lower() not in _VERBS_BEFORE_STREET
+                  and word not in _NOT_NAMES and word.lower() not in _COMMON_WORDS)):
             start = before.start(1)
         out.append((start, m.end()))
     for pattern in (_PO_BOX, _EN_ADDRESS):
@@ -371,7 +387,11 @@ _INTRODUCTION = re.compile(
 _GREETING = re.compile(
     r"(?<!\w)(?i:olen|minä olen|mä oon|jag är|i am|i'm|this is|terveisin|ystävällisin terveisin|t\.|"
     r"hälsningar|mvh|med vänlig hälsning|regards|kind regards|best regards|sincerely|kiitos|tack|thanks|"
-    r"thank you|hei|hej|hi|dear)[,:]?[ ]+(?=[" + _CAP + "])"
+    r"thank you|thanks to|tack till|tack vare|hei|hej|hi|dear|"
+    # relatives: "äitini Koivisto", "min mamma Berg", "my mother Jones"
+    r"(?:äiti|isä|vaimo|mie|poika|tytär|tyttäre|lapse|sisko|velje|mummo|pappa|isoäiti|isoisä|puoliso)ni|"
+    r"min (?:mamma|pappa|mor|far|man|fru|son|dotter|make|maka)|my (?:mother|father|wife|husband|son|"
+    r"daughter|mum|mom|dad))[,:]?[ ]+(?=[" + _CAP + "])"
 )
 
 # Capitalised words that are not people: places, units, organisations, days, months and
@@ -580,14 +600,18 @@ def _triggered_name_spans(text: str, lex: _NameLexicon) -> list[tuple[int, int]]
     """Names after a self-introduction or greeting, and lower/upper-case names after a title."""
     out: list[tuple[int, int]] = []
 
+    # A name a resident introduces may also be a place or a month (June Clarke, Arttu Salo).
     def strong(word: str, k: int, style: str) -> bool:
-        cap = _bare(word).capitalize()
-        if word.lower() in _COMMON_WORDS or cap in _NOT_NAMES or _UNIT_WORD.search(word.lower()):
+        if word.lower() in _COMMON_WORDS or _UNIT_WORD.search(word.lower()) or _TITLE_WORD.fullmatch(word):
             return False
         return style != "lower" or k == 0 or _plausible_any_case(word, style, lex)
 
     def weak(word: str, k: int, style: str) -> bool:
-        return style == "cap" and (_is_surname(word) or _is_first_name(word, lex, lone=False))
+        if style != "cap":
+            return False
+        if k and word.lower() not in _COMMON_WORDS and not _UNIT_WORD.search(word.lower()):
+            return not _TITLE_WORD.fullmatch(word)
+        return _is_surname(word) or _is_first_name(word, lex, lone=False)
 
     for pattern, accept in ((_INTRODUCTION, strong), (_GREETING, weak)):
         for m in pattern.finditer(text):
