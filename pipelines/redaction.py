@@ -1,12 +1,17 @@
 """Replace personal data in free-text feedback with typed placeholders.
 
-``redact(text)`` runs before a text is embedded, indexed or logged. Detectors run in a
-fixed priority order on the original text and a later detector never takes characters
-an earlier one already claimed: EMAIL, IBAN (before PHONE: an IBAN is a long digit run),
-HETU and ID (before PHONE: ``010101-123`` also looks like a number), PHONE, ADDRESS and
-last NAME (the least certain).
+``redact(text)`` runs before a text is embedded, indexed or logged. Detectors see a
+normalised view of the text (NFKC, every Unicode space a plain space, invisible format
+characters such as zero-width spaces and soft hyphens removed); their spans are mapped
+back to the original, so the output keeps the resident's characters outside the
+placeholders. Detectors run in a fixed priority order and a later detector never takes
+characters an earlier one already claimed: EMAIL, IBAN (before PHONE: an IBAN is a long
+digit run), HETU, PNR and ID (before PHONE: ``010101-123`` also looks like a number),
+PHONE, ADDRESS and last NAME (the least certain).
 
-Placeholders: ``[HETU]`` ``[ID]`` ``[PHONE]`` ``[EMAIL]`` ``[IBAN]`` ``[ADDRESS]`` ``[NAME]``.
+Placeholders: ``[HETU]`` ``[PNR]`` ``[ID]`` ``[PHONE]`` ``[EMAIL]`` ``[IBAN]`` ``[ADDRESS]``
+``[NAME]``. ``[PNR]`` is a Swedish personnummer or samordningsnummer with a valid check
+digit, written with its separator or with the century (``811218-9876``, ``19811218-9876``).
 
 ``[ID]`` is our choice for a HETU lookalike whose check character (or individual
 number, or calendar date) is wrong but whose shape ``DDMMYY<sign>NNNX`` and date are
@@ -15,8 +20,12 @@ likely a real person's code with one wrong character, so it is removed, but it i
 counted as a HETU.
 
 Names: a first name from ``data/first_names.json`` (any listed case form) followed by
-capitalised surname(s), a role or title followed by capitalised name(s), or a first
-name alone unless that name is also an ordinary word or place (``ambiguous``). Place,
+capitalised surname(s), a capitalised word followed by a surname of a typical Finnish
+or Swedish shape (Larsson, Nieminen), a role or title followed by name(s) in any case
+(lower case only for a known first name or a typical surname shape), a self-introduction
+(``nimeni on``, ``jag heter``, ``my name is``, ``c/o``) followed by name(s), a greeting or
+sign-off followed by capitalised name(s), or a first name alone unless that name is also
+an ordinary word or place (``ambiguous``). Place,
 unit and organisation words (Turun, Salon, Tyks, Kela ...) are never taken as a name.
 For a title, only the name is replaced: ``hoitaja [NAME]`` keeps what role was meant.
 """
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -32,7 +42,7 @@ from typing import Callable
 
 __all__ = ["PLACEHOLDER_TYPES", "Redaction", "redact", "is_valid_hetu", "iban_is_valid"]
 
-PLACEHOLDER_TYPES: tuple[str, ...] = ("HETU", "ID", "PHONE", "EMAIL", "IBAN", "ADDRESS", "NAME")
+PLACEHOLDER_TYPES: tuple[str, ...] = ("HETU", "PNR", "ID", "PHONE", "EMAIL", "IBAN", "ADDRESS", "NAME")
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,14 @@ CENTURY_BY_SIGN: dict[str, int] = {"+": 1800, "-": 1900, "U": 1900, "V": 1900, "
 # Word processors turn "-" into a dash; the code is still the same code.
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2212"
 
+# A Finnish clitic or case ending may be glued to the code ("131052-308Tkin", "...308T:n");
+# it stays in the output, only the code is replaced.
+_CLITIC_AFTER = r"(?=(?::?[a-zåäö]{1,6})?(?!\w))"
 _HETU_SHAPE = re.compile(
-    rf"(?<!\w)(\d{{2}})(\d{{2}})(\d{{2}})([-+{_DASHES}ABCDEFUVWXYabcdefuvwxy])(\d{{3}})([0-9A-Za-z])(?!\w)"
+    rf"(?<!\w)(\d{{2}})(\d{{2}})(\d{{2}})([-+{_DASHES}ABCDEFUVWXYabcdefuvwxy])(\d{{3}})([0-9A-Za-z]){_CLITIC_AFTER}"
 )
+# The same code typed without its century sign: counted only when the check character fits.
+_HETU_COMPACT = re.compile(rf"(?<![\w+-])(\d{{2}})(\d{{2}})(\d{{2}})(\d{{3}})([0-9A-Za-z]){_CLITIC_AFTER}")
 
 
 def _hetu_parts_valid(dd: str, mm: str, yy: str, sign: str, nnn: str, check: str) -> bool:
@@ -85,6 +100,39 @@ def _plausible_date(dd: str, mm: str) -> bool:
     return 1 <= int(dd) <= 31 and 1 <= int(mm) <= 12
 
 
+def _compact_hetu_valid(dd: str, mm: str, yy: str, nnn: str, check: str) -> bool:
+    # A ten-digit run starting with 0 is a domestic phone number; leave it to PHONE.
+    if check.isdigit() and dd.startswith("0"):
+        return False
+    return any(_hetu_parts_valid(dd, mm, yy, sign, nnn, check) for sign in ("-", "A", "+"))
+
+
+# --- Swedish personnummer --------------------------------------------------------------
+
+# YYMMDD-NNNC or YYYYMMDDNNNC ("+" for a person over 100); the day is +60 for a
+# samordningsnummer. Ten digits without a separator are left alone: too many phone
+# numbers pass the Luhn check by chance.
+_PNR = re.compile(r"(?<![\w+-])(?:(?:18|19|20)(\d{6})[-+]?|(\d{6})[-+])(\d{4})(?!\w)")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(digits):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _pnr_spans(text: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _PNR.finditer(text):
+        ymd = m.group(1) or m.group(2)
+        mm, dd = int(ymd[2:4]), int(ymd[4:6])
+        if 1 <= mm <= 12 and (1 <= dd <= 31 or 61 <= dd <= 91) and _luhn_ok(ymd + m.group(3)):
+            out.append(m.span())
+    return out
+
+
 # --- IBAN -------------------------------------------------------------------------
 
 # Lengths from the SWIFT IBAN registry; an unknown country code is not an IBAN (this
@@ -100,12 +148,13 @@ IBAN_LENGTHS: dict[str, int] = {
     "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
 
-_IBAN_CANDIDATE = re.compile(r"(?<!\w)[A-Za-z]{2} ?\d{2}(?: ?[A-Za-z0-9]){11,32}(?!\w)")
+# Groups separated by a space or a hyphen (some banks print FI21-1234-5600-0007-85).
+_IBAN_CANDIDATE = re.compile(r"(?<!\w)[A-Za-z]{2}[ -]?\d{2}(?:[ -]?[A-Za-z0-9]){11,32}(?!\w)")
 
 
 def iban_is_valid(s: str) -> bool:
-    """True if ``s`` (spaces ignored, any case) is an IBAN of the right length with mod-97 == 1."""
-    compact = s.replace(" ", "").upper()
+    """True if ``s`` (spaces and hyphens ignored, any case) is an IBAN of the right length with mod-97 == 1."""
+    compact = s.replace(" ", "").replace("-", "").upper()
     if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact[2:4].isdigit():
         return False
     if not compact[4:].isalnum() or not compact.isascii():
@@ -121,7 +170,7 @@ def _iban_spans(text: str) -> list[tuple[int, int]]:
         cand = m.group()
         # The candidate may run into a following word, number or IBAN: try it whole, then
         # cut back one space-separated group at a time, and go on searching after the cut.
-        ends = [len(cand)] + [i for i in range(len(cand) - 1, 3, -1) if cand[i] == " "]
+        ends = [len(cand)] + [i for i in range(len(cand) - 1, 3, -1) if cand[i] in " -"]
         pos = m.start() + 1
         for end in ends:
             if iban_is_valid(cand[:end]):
@@ -133,21 +182,31 @@ def _iban_spans(text: str) -> list[tuple[int, int]]:
 
 # --- EMAIL ------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"(?<!\w)[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,24}(?![\w-])")
+# "@" or an obfuscated "(at)" / "[at]" / "{at}", and "." or "(dot)" / "(piste)" / "(punkt)".
+_AT = r"(?:@|\s?[(\[{]\s?(?i:at|ät)\s?[)\]}]\s?)"
+_DOT = r"(?:\.|\s?[(\[{]\s?(?i:dot|piste|punkt)\s?[)\]}]\s?)"
+_AT_WORD = re.compile(r"[(\[{]\s?(?i:at|ät)\s?[)\]}]")
+_EMAIL = re.compile(rf"(?<!\w)[\w.+%-]+{_AT}[\w-]+(?:{_DOT}[\w-]+)*{_DOT}[A-Za-z]{{2,24}}(?![\w-])")
 
 # --- PHONE ------------------------------------------------------------------------
 
 # International: +CC or 00CC, optional "(0)", then digit groups. "+" followed by eight or
 # more digits is a phone even when glued to a word.
+# The country code may be in parentheses ("(+358) 40 ...").
 _PHONE_INTL = re.compile(
-    r"(?<![\d+])(?:\+|(?<!\w)00(?=[1-9]))\d{1,3}(?:[ -]?\(0\))?[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,5}){0,5}(?![\w])"
+    r"(?<![\d+])(?:\(\+\d{1,3}\)|\+\d{1,3}|(?<!\w)00(?=[1-9])\d{1,3})"
+    r"(?:[ -]?\(0\))?[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,5}){0,5}(?![\w])"
 )
 # Domestic: a leading 0 area or mobile prefix, optionally in parentheses, then groups of
 # 2-4 digits separated by at most one space or hyphen. No "." or ":" separators, so
 # dates (12.10.2026) and times (14.30) never qualify; a leading 0 keeps out prices,
 # years and postal codes; a currency sign after the number makes it a price.
+# A "/" after the prefix ("040/1234567") counts only with at least five digits after it,
+# so case numbers (0123/2026) stay. A ":" counts before the number after a word
+# ("puhelin:0401234567") but not after a digit (times). UK area codes have up to five digits.
 _PHONE_DOMESTIC = re.compile(
-    r"(?<![\w+.,:/])(?:\(0[1-9]\d{0,2}\)|0[1-9]\d{0,3})(?:[ -]?\d{2,4}){1,4}(?![\w])(?![.,]\d)"
+    r"(?<![\w+.,/])(?<!\d:)(?:\(0[1-9]\d{0,3}\)|0\d{1,4})(?: ?/ ?\d{5,8}|(?:[ -]?\d{2,4}){1,4})"
+    r"(?![\w])(?![.,]\d)"
 )
 _NOT_PRICE_AFTER = re.compile(r"\s?(?:€|e(?![\w-])|eur|euro|kr\b|sek\b|%)", re.IGNORECASE)
 _GROUP_SPLIT = re.compile(r"[ -](?=[^ -]*$)")
@@ -188,34 +247,93 @@ _STREET_SUFFIX = (
     r"polku|polu(?:lla|lle|lta|n)|väylä(?:llä|lle|ltä|n)?|ranta|ranna(?:lla|lle|lta|n)|"
     r"puisto(?:ssa|on|sta|n)?|kaari|kaare(?:lla|lle|lta|n)|kaarre|kaartee(?:lla|n)|rinne|"
     r"rintee(?:llä|lle|ltä|n)|tori(?:lla|lle|lta|n)?|aukio(?:lla|lle|lta|n)?|raitti|raiti(?:lla|n)|"
-    r"gatan|gata|vägen|väg|gränd|stigen|torget|backen|allén|esplanaden|kajen|strand)"
+    r"bulevardi(?:lla|lle|lta|n)?|valtatie|kaarto|tanhua|piha|"
+    r"gatan|gata|vägen|väg|gränd|stigen|torget|backen|allén|esplanaden|kajen|strand|gången|platsen|"
+    r"leden|slingan|stråket|plan)"
 )
 _QUANTITY_WORDS = (r"kerta|kertaa|kpl|km|m|metriä|min|minuuttia|tuntia|tunnin|h|päivää|viikkoa|"
                    r"kuukautta|vuotta|euroa|e|eur|%|times|hours|minutes|days|weeks|gånger|timmar|minuter|"
                    r"dagar|veckor|år")
 _STREET_PREFIX = (r"(?:Itäinen|Läntinen|Pohjoinen|Eteläinen|Vanha|Uusi|Pikku|Iso|Stora|Lilla|Norra|"
                   r"Södra|Östra|Västra|Gamla|Nya)")
+# A postcode and a town after the street: Finnish "20100 Turku", Swedish "114 51 Stockholm".
+_POSTCODE_CITY = r"(?:\d{5}|\d{3} \d{2})(?: |, ?)(?:S:t )?[A-ZÅÄÖ][A-Za-zåäöÅÄÖ-]+(?: Tl\.?| Hl\.?)?"
 _ADDRESS = re.compile(
-    rf"(?<![\w-])(?:{_STREET_PREFIX} )?[A-ZÅÄÖ][a-zåäöéü]+(?:-[a-zåäöéü]+)?{_STREET_SUFFIX}"
+    rf"(?<![\w-])(?:{_STREET_PREFIX} )?(?:[A-ZÅÄÖ][a-zåäöéü]+(?:-[a-zåäöéü]+)?{_STREET_SUFFIX}"
+    # a street named in two words after a genitive: "Aaltosen bulevardi", "Haagan pappilantie"
+    rf"|[A-ZÅÄÖ][a-zåäöéü]+(?:-[A-ZÅÄÖa-zåäöéü]+)?n [a-zåäö]*{_STREET_SUFFIX})"
     r" (?!(?:19|20)\d\d\b)\d{1,4}(?:-\d{1,4})?"                   # house number, not a year
     r"(?:(?:\s?[A-H]|[a-h])(?:\s?\d{1,3})?(?!\w|[.,:]\d))?"         # 7a, 12 B, 12 B 5, 12 C7
-    r"(?: (?:as\.?|asunto|lgh\.?|bst\.?) ?\d{1,4})?"              # 3 as. 4
+    r"(?: (?:as\.?|asunto|h\.?|huone|lgh\.?|lägenhet|bst\.?) ?\d{1,4})?"  # 3 as. 4, 12 h 3, lgh 1102
     r"(?::[a-zåäö]{1,4})?"                                        # 12:ssa
     r"(?![\d.,:]\d)(?!\w)"
     rf"(?! (?:{_QUANTITY_WORDS})\b)"                               # "3 kertaa" counts, not a house
-    r"(?:,? \d{5}(?: |, ?)(?:S:t )?[A-ZÅÄÖ][A-Za-zåäöÅÄÖ]+|, ?(?:Turku|Åbo|Salo|Raisio|Reso|Kaarina|S:t Karins|"
+    rf"(?:,? {_POSTCODE_CITY}|, ?(?:Turku|Åbo|Salo|Raisio|Reso|Kaarina|S:t Karins|"
     r"Naantali|Nådendal|Parainen|Pargas|Helsinki|Helsingfors|Tampere|Loimaa|Uusikaupunki|Lieto))?"
+)
+# Post office boxes: "PL 123", "PB 45", "Box 512", "PO Box 42", with an optional postcode and town.
+_PO_BOX = re.compile(
+    rf"(?<![\w-])(?:PL|Pl\.|PB|P\.?\s?O\.?\s?Box|Box|Postilokero|Postbox)\s?\d{{1,5}}(?!\w)(?:,? {_POSTCODE_CITY})?"
+)
+# British style: number first ("12 Baker Street", "Flat 3, 12 Smith Road"), or a flat or
+# studio then the street. Street types: the USPS suffix list (also used by generated
+# British data) and the British ones (Close, Rise, Mews ...).
+_EN_STREET_TYPES = (
+    r"Alley|Avenue|Branch|Bridge|Brook|Brooks|Burg|Burgs|Bypass|Camp|Canyon|Cape|Causeway|Center|"
+    r"Centers|Circle|Circles|Cliff|Cliffs|Club|Common|Corner|Corners|Course|Court|Courts|Cove|"
+    r"Coves|Creek|Crescent|Crest|Crossing|Crossroad|Curve|Dale|Dam|Divide|Drive|Drives|Estate|"
+    r"Estates|Expressway|Extension|Extensions|Fall|Falls|Ferry|Field|Fields|Flat|Flats|Ford|"
+    r"Fords|Forest|Forge|Forges|Fork|Forks|Fort|Freeway|Garden|Gardens|Gateway|Glen|Glens|Green|"
+    r"Greens|Grove|Groves|Harbor|Harbors|Harbour|Haven|Heights|Highway|Hill|Hills|Hollow|Inlet|"
+    r"Island|Islands|Isle|Junction|Junctions|Key|Keys|Knoll|Knolls|Lake|Lakes|Land|Landing|Lane|"
+    r"Lanes|Light|Lights|Loaf|Lock|Locks|Lodge|Loop|Mall|Manor|Manors|Meadow|Meadows|Mews|Mill|"
+    r"Mills|Mission|Motorway|Mount|Mountain|Mountains|Neck|Orchard|Oval|Overpass|Park|Parks|"
+    r"Parkway|Parkways|Pass|Passage|Path|Pike|Pine|Pines|Place|Plain|Plains|Plaza|Point|Points|"
+    r"Port|Ports|Prairie|Radial|Ramp|Ranch|Rapid|Rapids|Rest|Ridge|Ridges|River|Road|Roads|Route|"
+    r"Row|Rue|Run|Shoal|Shoals|Shore|Shores|Skyway|Spring|Springs|Spur|Spurs|Square|Squares|"
+    r"Station|Stravenue|Stream|Street|Streets|Summit|Terrace|Throughway|Trace|Track|Trafficway|"
+    r"Trail|Trails|Tunnel|Turnpike|Underpass|Union|Unions|Valley|Valleys|Via|Viaduct|View|Views|"
+    r"Village|Villages|Ville|Vista|Walk|Walks|Wall|Way|Ways|Well|Wells|St|Rd|Ave|Close|Rise|Vale|"
+    r"Parade|Circus|Wharf|Quay"
+)
+_EN_WORD = r"(?:[A-Z](?:[a-z]{0,2}['’]?[A-Z])?[a-z]+)"
+_EN_ADDRESS = re.compile(
+    rf"(?<![\w-])(?:(?:Flat|Studio|Apartment|Apt\.?|Unit) \d{{1,4}}[A-Za-z]?,?\s+)?"
+    rf"(?:\d{{1,4}}[A-Za-z]?,? )?(?:{_EN_WORD} ){{1,2}}(?:{_EN_STREET_TYPES})(?!\w)"
+    r"(?:,? [A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}(?!\w)(?: [A-Z][a-z]+(?: [A-Z][a-z]+)?)?)?"  # UK postcode, town
 )
 # Compounds that end like a street but are ordinary words ("Hoitopolku 2" is a care path).
 _NOT_STREETS = frozenset({"Hoitopolku", "Palvelupolku", "Asiakaspolku", "Hoitopolun", "Elämänpolku",
                           "Kuntoutuspolku", "Opintopolku"})
+_WORD_BEFORE = re.compile(r"([A-ZÅÄÖ][a-zåäöé]+) $")
+_TWO_WORD_STREET = re.compile(r"[A-ZÅÄÖ][\w-]*n [a-zåäö]")
+# Words that often start a sentence right before a street ("Asun Aaltosen polku 3").
+_VERBS_BEFORE_STREET = frozenset({"asun", "asuin", "olen", "muutin", "bor", "osoite", "osoitteeni", "adress"})
 
 
 def _address_spans(text: str) -> list[tuple[int, int]]:
     out = []
     for m in _ADDRESS.finditer(text):
-        if m.group().split(" ", 1)[0] not in _NOT_STREETS:
-            out.append((m.start(), m.end()))
+        street = m.group().split(" ", 1)[0]
+        if street in _NOT_STREETS:
+            continue
+        start = m.start()
+        # "Adolf Lindforsintie 7": a first name before a street named after a person (genitive).
+        before = _WORD_BEFORE.search(text, max(0, start - 30), start)
+        word = before.group(1) if before else ""
+        if word and re.fullmatch(r"[A-ZÅÄÖ][\w-]*n(?:tie|katu|kuja|polku|bulevardi|gatan|vägen)?", street) and \
+                (_is_first_name(word, _lexicon(), lone=False) or
+                 ((not word.endswith("n") or _TWO_WORD_STREET.match(m.group())) and word.lower() not in _VERBS_BEFORE_STREET
+                  and word not in _NOT_NAMES and word.lower() not in _COMMON_WORDS)):
+            start = before.start(1)
+        out.append((start, m.end()))
+    for pattern in (_PO_BOX, _EN_ADDRESS):
+        for m in pattern.finditer(text):
+            # English streets need a number or a flat before them: "Baker Street" alone is a place.
+            if pattern is _EN_ADDRESS and not m.group()[0].isdigit() and not m.group().startswith(
+                    ("Flat", "Studio", "Apartment", "Apt", "Unit")):
+                continue
+            out.append(m.span())
     return out
 
 
@@ -225,7 +343,23 @@ _CAP = "A-ZÅÄÖÜÉ"
 _LOW = "a-zåäöüéèáíóúßøæ"
 # A capitalised word, optionally hyphenated (Anna-Maija) and with a case ending after a
 # colon (Smith:lle) or an English possessive.
-_CAP_WORD = re.compile(rf"(?<![\w@.-])[{_CAP}][{_LOW}]+(?:-[{_CAP}][{_LOW}]+)*(?::[{_LOW}]{{1,5}}|['’]s)?(?![\w@-])")
+# O'Brien, McDonald: an apostrophe or a second capital early in the word.
+_CAP_PART = rf"[{_CAP}](?:[{_LOW}]{{0,2}}['’]?[{_CAP}])?[{_LOW}]+"
+_CAP_WORD = re.compile(rf"(?<![\w@.-]){_CAP_PART}(?:-{_CAP_PART})*(?::[{_LOW}]{{1,5}}|['’]s)?(?![\w@-])")
+# Any word in any case, for names after a title or a self-introduction.
+_ANY_WORD = re.compile(rf"[{_CAP}{_LOW}](?:[{_CAP}{_LOW}]|['’-](?=[{_CAP}{_LOW}]))*(?::[{_LOW}]{{1,5}})?")
+# Surname shapes typical of Finnish and Swedish surnames, for a word after an unknown first
+# name or a lower-case word after a title.
+_SURNAME_SHAPE = re.compile(
+    r"(?:[a-zåäö]{2}(?:nen|sen|selle|sella|sellä|selta|seltä|sen)|sson|[a-zåäö]son|berg|ström|qvist|kvist|"
+    r"lund|gren|holm|dahl|blom|stedt|roos)$"
+)
+# Ordinary Finnish words of the same shape ("lääkäri nainen" is a woman doctor).
+_SHAPE_WORDS = frozenset("""
+nainen ihminen toinen ensimmäinen jokainen sellainen tällainen millainen tuollainen kaltainen
+ystävällinen inhimillinen asiallinen huolellinen mukava pieni iloinen sosiaalinen lapsen naisen
+ihmisen toisen jokaisen ensimmäisen
+""".split())
 
 # Roles and titles after which a capitalised word is a person. Compounds are allowed
 # before the Finnish and Swedish stems (sairaanhoitaja, överläkare).
@@ -244,6 +378,21 @@ _TITLE_WORD = re.compile(
     r"paramedic|worker|rouva|herra|neiti|syster|herr|fru|fröken|(?:dr|tri|mr|mrs|ms|prof)\.?)"
 )
 _OPENING_PUNCT = "([{\"'«»“”„‚‘’-–—"
+# Self-introductions and "c/o": whatever follows is a name, in any case.
+_INTRODUCTION = re.compile(
+    r"(?<!\w)(?i:(?:minun |mun )?nimeni on|mun nimi on|nimi(?:ni)?:|jag heter|mitt namn är|namn:|"
+    r"my name is|name:|c/o)[ ]+"
+)
+# Greetings, sign-offs and "I am": a capitalised word after them is a name.
+_GREETING = re.compile(
+    r"(?<!\w)(?i:olen|minä olen|mä oon|jag är|i am|i'm|this is|terveisin|ystävällisin terveisin|t\.|"
+    r"hälsningar|mvh|med vänlig hälsning|regards|kind regards|best regards|sincerely|kiitos|tack|thanks|"
+    r"thank you|thanks to|tack till|tack vare|hei|hej|hi|dear|"
+    # relatives: "äitini Koivisto", "min mamma Berg", "my mother Jones"
+    r"(?:äiti|isä|vaimo|mie|poika|tytär|tyttäre|lapse|sisko|velje|mummo|pappa|isoäiti|isoisä|puoliso)ni|"
+    r"min (?:mamma|pappa|mor|far|man|fru|son|dotter|make|maka)|my (?:mother|father|wife|husband|son|"
+    r"daughter|mum|mom|dad))[,:]?[ ]+(?=[" + _CAP + "])"
+)
 
 # Capitalised words that are not people: places, units, organisations, days, months and
 # sentence words. Finnish place names are listed with their common case forms.
@@ -285,11 +434,15 @@ _UNIT_WORD = re.compile(
     r"(?:hoi[dt]o|palvelu|asema|päivysty|sairaal|keskus|keskuks|neuvol|hoitol|osasto|klinik|toimisto|"
     r"laitos|työ|vård|mottagning|sjukhus|station|tjänst)[a-zåäö]*$"
 )
-# Frequent words that erratic capitalisation puts after a title ("Lääkäri Kysyi").
+# Frequent words that erratic capitalisation puts after a title ("Lääkäri Kysyi") or that
+# follow a self-introduction ("olen pettynyt").
 _COMMON_WORDS = frozenset("""
 oli on ei ja sanoi kysyi mukaan kanssa myös vain että kun joka jo tosi todella aina ihan aivan hyvin
 mukava kiva ystävällinen olivat var är och som inte hade sa was is are and the who said asked
-practitioner very really always
+practitioner very really always tai mutta se hän he me minä sinä kyllä jos nyt vielä sitten siellä
+täällä tuli meni teki katsoi kertoi soitti auttoi hoiti antoi otti osasi ehti ymmärsi kuunteli
+not so also just a an of to in at on for with from by my our your his her their this that
+eller men jag det den de vi ni han hon har hade kom gav sade frågade hjälpte inte också bara mycket
 """.split())
 
 
@@ -314,10 +467,11 @@ def _lexicon() -> _NameLexicon:
 
 
 def _bare(word: str) -> str:
-    """The word without a colon case ending or possessive: Smith:lle -> Smith."""
-    for sep in (":", "'", "’"):
-        if sep in word:
-            return word.split(sep, 1)[0]
+    """The word without a colon case ending or possessive: Smith:lle -> Smith, O'Brien's -> O'Brien."""
+    if ":" in word:
+        return word.split(":", 1)[0]
+    if word.endswith(("'s", "’s")):
+        return word[:-2]
     return word
 
 
@@ -348,11 +502,11 @@ def _linked(text: str, a: tuple[int, int, str], b: tuple[int, int, str]) -> bool
 
 
 def _name_spans(text: str) -> list[tuple[int, int]]:
+    lex = _lexicon()
+    out = _triggered_name_spans(text, lex)
     tokens = _name_tokens(text)
     if not tokens:
-        return []
-    lex = _lexicon()
-    out: list[tuple[int, int]] = []
+        return out
 
     # 1. Title or role, then one to three capitalised words.
     for i, (start, _, word) in enumerate(tokens):
@@ -365,10 +519,16 @@ def _name_spans(text: str) -> list[tuple[int, int]]:
         if j is not None:
             out.append((start, tokens[j][1]))
 
-    # 2. First name + surname(s); 3. a first name alone when it is not also a word.
+    # 2. First name + surname(s); 3. a first name alone when it is not also a word;
+    # 4. any capitalised word + a surname of a typical shape (Ann-Sofie Larsson).
     i = 0
     while i < len(tokens):
         word = tokens[i][2]
+        if i + 1 < len(tokens) and not _is_first_name(word, lex, lone=False) and _is_surname(word) \
+                and _linked(text, tokens[i], tokens[i + 1]) and _has_surname_shape(tokens[i + 1][2]):
+            out.append((tokens[i][0], tokens[i + 1][1]))
+            i += 2
+            continue
         if _is_first_name(word, lex, lone=False):
             j = _extend(text, tokens, i)
             if j is not None and j > i:
@@ -379,6 +539,107 @@ def _name_spans(text: str) -> list[tuple[int, int]]:
             if j == i and word not in _NOT_NAMES and _is_first_name(word, lex, lone=True):
                 out.append((tokens[i][0], tokens[i][1]))
         i += 1
+    return out
+
+
+def _has_surname_shape(word: str) -> bool:
+    w = _bare(word)
+    return _is_surname(w) and bool(_SURNAME_SHAPE.search(w.lower().split("-")[-1]))
+
+
+# Cheap hints for the title search in lower or upper case: the full title check runs only
+# on the words that contain one.
+_TITLE_HINT = re.compile(
+    r"(?i:lääkär|hoitaj|kätil|terapeut|psykolog|hygienist|työntekij|ohjaaj|virkailij|sosionom|tohtor|"
+    r"professor|kuraattor|farmaseut|proviisor|palomie|päällik|johtaj|esihenkil|sjuksköt|skötare|vårdare|"
+    r"läkare|doktor|barnmorsk|kurator|handledare|hälsovård|doctor|nurse|midwife|physician|therapist|"
+    r"surgeon|paramedic|worker|rouva|herra|neiti|syster|herr\b|fru\b|fröken|\bdr\b|\btri\b|\bmrs?\b|"
+    r"\bms\b|\bprof\b)"
+)
+
+
+def _case_style(word: str) -> str:
+    if word.isupper() and len(word) > 1:
+        return "upper"
+    return "lower" if word.islower() else "cap"
+
+
+def _plausible_any_case(word: str, style: str, lex: _NameLexicon) -> bool:
+    """A lower- or upper-case word after a title that is a name, not an ordinary word."""
+    low = word.lower()
+    if low in _COMMON_WORDS or low in _SHAPE_WORDS:
+        return False
+    cap = "-".join(p.capitalize() for p in _bare(word).split("-"))
+    if style == "upper":
+        return _is_surname(cap) or _is_first_name(cap, lex, lone=False)
+    # Lower case: only a known first name or a typical surname shape, since any verb can follow.
+    return (_is_first_name(cap, lex, lone=True) or bool(_SURNAME_SHAPE.search(low))) and _is_surname(cap)
+
+
+def _words_after(text: str, pos: int, accept: Callable[[str, int, str], bool]) -> tuple[int, int] | None:
+    """The span of up to three space-separated words from ``pos`` that ``accept`` takes."""
+    first: int | None = None
+    end = pos
+    style = ""
+    for k in range(3):
+        m = _ANY_WORD.match(text, pos)
+        if not m or (k and _case_style(m.group()) != style):
+            break
+        if not accept(m.group(), k, _case_style(m.group())):
+            break
+        style = _case_style(m.group())
+        first = m.start() if first is None else first
+        end = m.end()
+        if text[end:end + 1] != " ":
+            break
+        pos = end + 1
+    return (first, end) if first is not None else None
+
+
+def _triggered_name_spans(text: str, lex: _NameLexicon) -> list[tuple[int, int]]:
+    """Names after a self-introduction or greeting, and lower/upper-case names after a title."""
+    out: list[tuple[int, int]] = []
+
+    # A name a resident introduces may also be a place or a month (June Clarke, Arttu Salo).
+    def strong(word: str, k: int, style: str) -> bool:
+        if word.lower() in _COMMON_WORDS or _UNIT_WORD.search(word.lower()) or _TITLE_WORD.fullmatch(word):
+            return False
+        return style != "lower" or k == 0 or _plausible_any_case(word, style, lex)
+
+    def weak(word: str, k: int, style: str) -> bool:
+        if style != "cap":
+            return False
+        if k and word.lower() not in _COMMON_WORDS and not _UNIT_WORD.search(word.lower()):
+            return not _TITLE_WORD.fullmatch(word)
+        return _is_surname(word) or _is_first_name(word, lex, lone=False)
+
+    for pattern, accept in ((_INTRODUCTION, strong), (_GREETING, weak)):
+        for m in pattern.finditer(text):
+            span = _words_after(text, m.end(), accept)
+            if span:
+                out.append(span)
+    last_end = -1
+    for h in _TITLE_HINT.finditer(text):
+        if h.start() < last_end:
+            continue
+        b, e = h.start(), h.end()
+        while b > 0 and (text[b - 1].isalpha() or text[b - 1] == "-"):
+            b -= 1
+        while e < len(text) and text[e].isalpha():
+            e += 1
+        last_end = e
+        if not _TITLE_WORD.fullmatch(text[b:e]):
+            continue
+        pos = e + 1 if text[e:e + 1] == "." else e
+        if text[pos:pos + 1] != " ":
+            continue
+
+        def after_title(word: str, k: int, style: str) -> bool:
+            return style != "cap" and _plausible_any_case(word, style, lex)
+
+        span = _words_after(text, pos + 1, after_title)
+        if span:
+            out.append(span)
     return out
 
 
@@ -410,13 +671,71 @@ def _extend(text: str, tokens: list[tuple[int, int, str]], i: int) -> int | None
     return j if j >= i else None
 
 
+# --- normalisation ----------------------------------------------------------------
+
+# Characters that make the slow path necessary even when the text is already NFKC: Unicode
+# spaces (Zs) and the common invisible format characters (Cf).
+_NEEDS_NORMALISING = re.compile(
+    "[\u00a0\u00ad\u061c\u1680\u180e\u2000-\u200f\u202a-\u202f\u205f-\u2064\u2066-\u206f"
+    "\u3000\ufeff\ufff9-\ufffb]"
+)
+
+
+@dataclass(frozen=True)
+class _View:
+    """The normalised text the detectors see, and where each of its characters came from."""
+
+    text: str
+    starts: list[int] | None = None  # original start of the character at each view index
+    ends: list[int] | None = None    # original end (exclusive) of that character
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        if self.starts is None or self.ends is None:
+            return start, end
+        return self.starts[start], self.ends[end - 1]
+
+
+def _normalise(text: str) -> _View:
+    """NFKC, every Unicode space a plain space, invisible format characters removed.
+
+    Residents paste from word processors and phones: a no-break space inside a phone
+    number or a soft hyphen inside a HETU must not hide it from the detectors.
+    """
+    if text.isascii() or (not _NEEDS_NORMALISING.search(text) and unicodedata.is_normalized("NFKC", text)):
+        return _View(text)
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        # A base character with its combining marks is normalised as one piece.
+        j = i + 1
+        while j < n and unicodedata.combining(text[j]):
+            j += 1
+        category = unicodedata.category(text[i])
+        if category == "Cf":
+            i += 1
+            continue
+        piece = " " if category == "Zs" else unicodedata.normalize("NFKC", text[i:j])
+        for ch in piece:
+            if unicodedata.category(ch) == "Zs":
+                ch = " "
+            out.append(ch)
+            starts.append(i)
+            ends.append(j)
+        i = j
+    return _View("".join(out), starts, ends)
+
+
 # --- assembly ---------------------------------------------------------------------
 
 _HAS_DIGIT = re.compile(r"\d")
 
 
 def _hetu_spans(text: str) -> list[tuple[int, int]]:
-    return [m.span() for m in _HETU_SHAPE.finditer(text) if _hetu_parts_valid(*m.groups())]
+    out = [m.span() for m in _HETU_SHAPE.finditer(text) if _hetu_parts_valid(*m.groups())]
+    out += [m.span() for m in _HETU_COMPACT.finditer(text) if _compact_hetu_valid(*m.groups())]
+    return out
 
 
 def _id_spans(text: str) -> list[tuple[int, int]]:
@@ -447,10 +766,10 @@ def _mask(text: str, taken: list[tuple[str, int, int]]) -> str:
 
 def _detectors(text: str) -> list[tuple[str, Callable[[str], list[tuple[int, int]]]]]:
     out: list[tuple[str, Callable[[str], list[tuple[int, int]]]]] = []
-    if "@" in text:
+    if "@" in text or _AT_WORD.search(text):
         out.append(("EMAIL", lambda t: [m.span() for m in _EMAIL.finditer(t)]))
     if _HAS_DIGIT.search(text):
-        out += [("IBAN", _iban_spans), ("HETU", _hetu_spans), ("ID", _id_spans),
+        out += [("IBAN", _iban_spans), ("HETU", _hetu_spans), ("PNR", _pnr_spans), ("ID", _id_spans),
                 ("PHONE", _phone_spans), ("ADDRESS", _address_spans)]
     out.append(("NAME", _name_spans))
     return out
@@ -461,6 +780,26 @@ def redact(text: str) -> Redaction:
 
     Idempotent: redacting the output again changes nothing.
     """
+    normal = _normalise(text)
+    found = _detect(normal.text)
+    if not found:
+        return Redaction(text, {}, [])
+    taken = [(kind, *normal.original(s, e)) for kind, s, e in found]
+    taken.sort(key=lambda t: t[1])
+    parts: list[str] = []
+    pos = 0
+    counts: dict[str, int] = {}
+    for kind, s, e in taken:
+        parts.append(text[pos:s])
+        parts.append(f"[{kind}]")
+        pos = e
+        counts[kind] = counts.get(kind, 0) + 1
+    parts.append(text[pos:])
+    return Redaction("".join(parts), counts, taken)
+
+
+def _detect(text: str) -> list[tuple[str, int, int]]:
+    """(type, start, end) of every item found in the normalised ``text``."""
     taken: list[tuple[str, int, int]] = []
     view = text
     for kind, detect in _detectors(text):
@@ -475,16 +814,4 @@ def redact(text: str) -> Redaction:
                 added = True
         if added:
             view = _mask(text, taken)
-    if not taken:
-        return Redaction(text, {}, [])
-    taken.sort(key=lambda t: t[1])
-    parts: list[str] = []
-    pos = 0
-    counts: dict[str, int] = {}
-    for kind, s, e in taken:
-        parts.append(text[pos:s])
-        parts.append(f"[{kind}]")
-        pos = e
-        counts[kind] = counts.get(kind, 0) + 1
-    parts.append(text[pos:])
-    return Redaction("".join(parts), counts, taken)
+    return taken

@@ -138,6 +138,21 @@ def eval_redaction(
     typer.echo(format_report(evaluate(generate(n, seed))))
 
 
+def bench_redact(
+    per_cell: Annotated[int, typer.Option(help="Sentences per identifier type and space variant.")] = 150,
+    seed: Annotated[int, typer.Option(help="Generator seed (Faker and templates).")] = 2026,
+) -> None:
+    """Leak rate of redaction per identifier type and space variant (Faker), and false redactions on the gold sets."""
+    from pipelines.redaction_leaks import false_redactions, format_leak_report, generate_leak_set, leak_report
+
+    gold = sorted((Path(__file__).resolve().parents[2] / "tests" / "data").glob("gold_*.jsonl"))
+    try:
+        items = generate_leak_set(per_cell, seed)
+    except RuntimeError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(format_leak_report(leak_report(items), false_redactions(gold)))
+
+
 @app.command()
 def demo(keep_running: Annotated[bool, typer.Option(help="Leave the stack running afterwards.")] = False) -> None:
     """Start the local stack and every service, send the sample set, print a summary."""
@@ -164,6 +179,7 @@ def _register_subcommands() -> None:
     # train, eval; the enrichment benchmark sits with the search one under `bench`.
     app.registered_commands.extend(c for c in ml_app.registered_commands if c.callback is not bench_enrich)
     bench_app.command("enrich")(bench_enrich)
+    bench_app.command("redact")(bench_redact)
     app.add_typer(bench_app, name="bench")
 
 
