@@ -68,7 +68,7 @@ def decode(key: bytes, value: str | None, now: float | None = None) -> Session |
     if not value or "." not in value:
         return None
     payload, sig = value.rsplit(".", 1)
-    if not hmac.compare_digest(_sig(key, payload), sig):
+    if not hmac.compare_digest(_sig(key, payload).encode(), sig.encode()):  # bytes: any cookie text
         return None
     try:
         data = json.loads(_unb64(payload))

@@ -16,4 +16,5 @@ def opt_out_url(base_url: str, key: bytes, respondent_ref: str) -> str:
 
 
 def valid_opt_out(key: bytes, respondent_ref: str, token: str) -> bool:
-    return hmac.compare_digest(opt_out_token(key, respondent_ref), token)
+    # As bytes: compare_digest refuses non-ASCII str, and a link can carry anything.
+    return hmac.compare_digest(opt_out_token(key, respondent_ref).encode(), token.encode())

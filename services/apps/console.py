@@ -143,7 +143,7 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
             return None
         token = settings.api_tokens.get(session.user)
         if token is None or not hmac.compare_digest(
-                sessions.token_fingerprint(key, token.get_secret_value()), session.token_fp):
+                sessions.token_fingerprint(key, token.get_secret_value()).encode(), session.token_fp.encode()):
             return None  # the user's token was removed or changed: the session ends with it
         return session
 

@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def authorised(channel: str, key: str | None) -> bool:
         expected = settings.ingest_api_keys.get(channel)
-        return bool(expected and key and hmac.compare_digest(expected.get_secret_value(), key))
+        return bool(expected and key and hmac.compare_digest(expected.get_secret_value().encode(), key.encode()))
 
     async def handle(channel: str, request: Request, api_key: str | None, idem: str | None) -> JSONResponse:
         if not authorised(channel, api_key):
