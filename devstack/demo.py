@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from tqdm import tqdm
@@ -27,6 +28,9 @@ from pipelines.closure import matching_query, notification_id
 from devstack.demo_samples import SAMPLES, DemoSamples, sample_lines, samples_at
 from devstack.processes import ALL_SERVICES, ServiceGroup
 from services.settings import SERVICE_PORTS, Settings
+
+if TYPE_CHECKING:
+    from devstack.stack import LocalStack
 
 CSV_SURVEY_ID = "csv-export-demo"
 # What must never be found in an indexed document.
@@ -218,6 +222,21 @@ def scan_pii(es: Any, alias: str) -> list[str]:
     return hits
 
 
+def preflight(stack: "LocalStack") -> bool:
+    """`feedback doctor`'s checks for this stack's ports, before anything long starts."""
+    from services.ops.doctor import gather, report
+
+    text, code = report(gather(Settings(**settings_overrides(stack.env())), with_ports=True))
+    if code:
+        print(text, file=sys.stderr)
+    return code == 0
+
+
+def settings_overrides(env: dict[str, str]) -> dict[str, str]:
+    """FEEDBACK_* variables as Settings keyword arguments."""
+    return {k.removeprefix("FEEDBACK_").lower(): v for k, v in env.items()}
+
+
 def run_demo(keep_running: bool = False) -> int:
     """Run the demo; returns the process exit code."""
     from services.adapters.es import es_client, setup_index
@@ -225,7 +244,10 @@ def run_demo(keep_running: bool = False) -> int:
     from services.adapters.topic_admin import create_topics
 
     run_id = uuid.uuid4().hex[:6]
-    stack = LocalStack().start()
+    stack = LocalStack()
+    if not preflight(stack):
+        return 1
+    stack.start()
     env = {**stack.env(), "FEEDBACK_TOPIC_PREFIX": f"demo-{run_id}.", "FEEDBACK_INDEX_ALIAS": f"feedback-demo-{run_id}",
            "FEEDBACK_STATE_DIR": str(Path(tempfile.gettempdir()) / f"feedback-demo-{run_id}"),
            "FEEDBACK_LOG_LEVEL": os.environ.get("FEEDBACK_LOG_LEVEL", "INFO")}

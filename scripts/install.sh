@@ -5,8 +5,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+# The interpreter: $PYTHON if set, else the newest supported one that runs (3.13, 3.12, 3.11;
+# pyproject.toml's requires-python and services/ops/doctor.py say the same). An existing .venv
+# is kept with the interpreter it was made with.
+if [ -x .venv/bin/python ]; then
+  PYTHON=.venv/bin/python
+elif [ -z "${PYTHON:-}" ]; then
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 13)))' >/dev/null 2>&1; then
+      PYTHON="$candidate"
+      break
+    fi
+  done
+  if [ -z "${PYTHON:-}" ]; then
+    echo "error: no supported Python found (3.11, 3.12 or 3.13 as python3.13, python3.12, python3.11 or python3);" \
+         "install one or set PYTHON=/path/to/python" >&2
+    exit 1
+  fi
+fi
+echo "install: using $("$PYTHON" -c 'import sys; print(sys.executable, "(Python %d.%d.%d)" % sys.version_info[:3])')" >&2
+
+# Interpreter, Java, Maven and disk, before the long downloads (standard library only).
+"$PYTHON" -m services.ops.doctor --stage install >/dev/null
 
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
@@ -23,12 +43,9 @@ command -v promtool >/dev/null 2>&1 || want+=(prometheus)
 if [ "${#want[@]}" -gt 0 ] && [ "${FEEDBACK_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "install: $SUDO apt-get install ${want[*]} (compose, Prometheus rule and browser tests; FEEDBACK_SKIP_APT=1 skips it)" >&2
   $SUDO apt-get update -qq >/dev/null 2>&1 || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null \
     || echo "warning: could not install ${want[*]}; the tests that need them will say so" >&2
 fi
 
-# Java 17 and Maven start Kafka and Elasticsearch (fetched from Maven Central on first use).
-for tool in java mvn; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is required (Java 17+ and Maven)" >&2; exit 1; }
-done

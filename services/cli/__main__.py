@@ -1,4 +1,4 @@
 """`python -m services.cli ...`: how the local stack and the tests start a service."""
-from services.cli.main import app
+from services.cli.main import main
 
-app()
+main()

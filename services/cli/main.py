@@ -166,11 +166,13 @@ def _register_subcommands() -> None:
     """Commands that live beside the code they drive, gathered under one `feedback`."""
     from services.ops.bench_search import bench_app
     from services.cli.ml import bench_enrich, ml_app
+    from services.cli.doctor import doctor
     from services.cli.privacy import privacy_app
     from services.cli.snapshots import snapshot_app
     from services.cli.stack import stack_app
     from services.ops.reindex import cli as reindex_cli
 
+    app.command()(doctor)
     app.registered_commands.extend(stack_app.registered_commands)  # up, down, smtp-sink
     app.registered_commands.extend(reindex_cli.registered_commands)  # reindex
     app.registered_commands.extend(privacy_app.registered_commands)  # erase
@@ -185,5 +187,38 @@ def _register_subcommands() -> None:
 
 _register_subcommands()
 
+def main() -> None:
+    """The console script: the typer app, with an unreachable Kafka or Elasticsearch told in
+    one line (exit 3) instead of a traceback."""
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - anything not about reachability is re-raised
+        line = unreachable_line(exc)
+        if line is None:
+            raise
+        typer.echo(line, err=True)
+        raise SystemExit(3) from None
+
+
+def unreachable_line(exc: BaseException) -> str | None:
+    """One line naming the server a command could not reach, or None for other errors."""
+    from kafka import errors as admin_errors  # kafka-python: the admin client of topics create and tools
+
+    from services.workers.faults import is_kafka_error, is_transient
+
+    admin_unreachable = isinstance(exc, (admin_errors.KafkaTimeoutError, admin_errors.BrokerNotAvailableError,
+                                         admin_errors.KafkaConnectionError))
+    if not (is_transient(exc) or admin_unreachable):
+        return None
+    settings = get_settings()
+    if admin_unreachable or is_kafka_error(exc):
+        return (f"error: Kafka at {settings.kafka_bootstrap} did not answer ({type(exc).__name__}); start it "
+                "(`feedback up`) or set FEEDBACK_KAFKA_BOOTSTRAP; `feedback doctor` checks it")
+    if type(exc).__module__.startswith(("elasticsearch", "elastic_transport")):
+        return (f"error: Elasticsearch at {settings.es_url} did not answer ({type(exc).__name__}); start it "
+                "(`feedback up`) or set FEEDBACK_ES_URL; `feedback doctor` checks it")
+    return f"error: a server did not answer: {type(exc).__name__}: {str(exc)[:200]}; `feedback doctor` checks them"
+
+
 if __name__ == "__main__":
-    app()
+    main()
