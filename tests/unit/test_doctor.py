@@ -88,7 +88,7 @@ def test_model_check_names_an_embedder_without_trained_heads() -> None:
 
 
 def test_doctor_passes_with_the_local_stack_stopped() -> None:
-    done = subprocess.run([sys.executable, "-m", "services.cli", "doctor", "--ports"], cwd=REPO, env=cli_env(),
+    done = subprocess.run([sys.executable, "-m", "services.cli", "doctor"], cwd=REPO, env=cli_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "doctor: 0 blockers" in done.stdout
