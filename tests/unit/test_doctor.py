@@ -139,3 +139,12 @@ def test_unreachable_kafka_errors_of_both_clients_read_as_one_line() -> None:
         line = unreachable_line(exc)
         assert line is not None and line.startswith("error: Kafka at ")
     assert unreachable_line(ValueError("a bug")) is None
+
+
+def test_model_check_names_the_missing_st_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.embedding
+
+    monkeypatch.setattr(pipelines.embedding, "st_extra_installed", lambda: False)
+    # Heads for all-MiniLM-L6-v2 are bundled; without the extra its encoder cannot load.
+    check = doctor.model_check("st:all-MiniLM-L6-v2", None)
+    assert check.status == "FAIL" and "`st` extra" in check.detail
