@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     enrich_batch_size: int = Field(32, description="Texts embedded per batch.")
     enrich_batch_within_s: float = Field(0.5, description="Longest wait to fill a batch.")
     model_dir: Path | None = Field(None, description="Trained classifier artifacts; bundled ones if unset.")
+    prototype_only: bool = Field(
+        False, description="Let the enricher run without trained heads for its embedder (prototype similarity "
+        "only, much weaker: see pipelines/models/README.md). Off: the enricher refuses to start without heads.")
+    training_data_dir: Path | None = Field(
+        None, description="Folder with the labelled training data of `feedback train` "
+        "(pxtextmining-neas/v6framework_neas.csv); default ../shared/data beside the clone.")
 
     # --- Indexer -------------------------------------------------------------------
     index_batch_size: int = Field(500, description="Documents per bulk request.")
