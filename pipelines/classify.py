@@ -5,7 +5,8 @@ Two modes, one interface:
 - trained heads (``pipelines/models/<embedder-slug>/<model_version>/``): logistic
   heads on the embeddings, blended with prototype similarity for Finnish and
   Swedish because the heads are trained mostly on English;
-- prototype-only fallback when no artifacts exist for the embedder: cosine to the
+- prototype-only mode, only when asked for explicitly (``allow_prototype_only``;
+  FEEDBACK_PROTOTYPE_ONLY for the enricher): cosine to the
   taxonomy's prototype sentences, calibrated per text (z-score across themes)
   because e5 cosines bunch in 0.75-1.0 and an absolute cut-off would not transfer.
 
@@ -199,13 +200,18 @@ class FeedbackClassifier:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, embedder: Embedder, model_dir: Path | None = None) -> "FeedbackClassifier":
-        """Trained artifacts from ``model_dir`` (or the newest bundled ones for this
-        embedder); the prototype-only classifier when there are none."""
-        if model_dir is None:
-            model_dir = find_bundled_model(embedder.name)
+    def load(cls, embedder: Embedder, model_dir: Path | None = None,
+             allow_prototype_only: bool = False) -> "FeedbackClassifier":
+        """Trained artifacts from ``model_dir`` (or the newest bundled ones for this embedder).
+
+        Without any, NoTrainedHeads, unless ``allow_prototype_only`` asks for the (much
+        weaker) prototype-only classifier explicitly: never a silent fallback.
+        """
+        model_dir = trained_heads(embedder.name, model_dir)
         if model_dir is not None:
             return cls.from_artifacts(Path(model_dir), embedder_name=embedder.name)
+        if not allow_prototype_only:
+            raise NoTrainedHeads(embedder.name)
         return cls.prototype_only(embedder)
 
     @classmethod
@@ -398,6 +404,28 @@ class FeedbackClassifier:
             out.append(Classification(themes, label, round(s_score, 4), bool(urgent), round(float(u_score), 4),
                                       reasons if u_score > 0 else ()))
         return out
+
+
+class NoTrainedHeads(LookupError):
+    """No trained classifier artifacts exist for an embedder."""
+
+    def __init__(self, embedder_name: str) -> None:
+        super().__init__(
+            f"no trained heads for embedder {embedder_name!r} under {MODELS_DIR / embedder_slug(embedder_name)}: "
+            f"use an embedder that has them ({', '.join(bundled_embedders()) or 'none bundled'}), train them "
+            f"(`feedback train --embedder ...`) or set FEEDBACK_MODEL_DIR; FEEDBACK_PROTOTYPE_ONLY=true runs on "
+            f"prototype similarity alone (much weaker, see pipelines/models/README.md)")
+
+
+def bundled_embedders(root: Path = MODELS_DIR) -> list[str]:
+    """Slugs of the embedders that have trained heads bundled."""
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and find_bundled_model(d.name, root)) \
+        if root.is_dir() else []
+
+
+def trained_heads(embedder_name: str, model_dir: Path | None = None) -> Path | None:
+    """``model_dir`` when given, else the newest bundled artifacts for the embedder, else None."""
+    return Path(model_dir) if model_dir is not None else find_bundled_model(embedder_name)
 
 
 def find_bundled_model(embedder_name: str, root: Path = MODELS_DIR) -> Path | None:

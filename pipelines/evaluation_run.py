@@ -21,7 +21,7 @@ def items_from_examples(examples: Sequence[Any], with_themes: bool = True) -> li
 
 
 def run_evaluation(embedder: Any, classifier: Any, progress: bool = True, splits: Sequence[str] = ("test",),
-                   gold_root: Any = None) -> dict[str, Any]:
+                   gold_root: Any = None, csv_path: Any = None) -> dict[str, Any]:
     """Evaluate on the English held-out split and on each gold set that exists.
 
     English truth covers only the mapped themes: ``language_rights`` has no English
@@ -29,7 +29,7 @@ def run_evaluation(embedder: Any, classifier: Any, progress: bool = True, splits
     """
     codes = classifier.theme_codes
     out: dict[str, Any] = {}
-    all_english = load_pxtextmining()
+    all_english = load_pxtextmining(csv_path)
     keep = [i for i, e in enumerate(all_english) if e.split in splits]
     english = [all_english[i] for i in keep]
     if english:

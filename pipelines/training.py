@@ -34,7 +34,26 @@ from pipelines.classify import (
 from pipelines.embedding import Embedder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PXT_CSV = REPO_ROOT.parent / "shared" / "data" / "pxtextmining-neas" / "v6framework_neas.csv"
+# The labelled data lie outside the repository (licence, size): by default in ../shared/data
+# beside the clone; FEEDBACK_TRAINING_DATA_DIR or `feedback train --data-dir` point elsewhere.
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+NEAS_CSV = Path("pxtextmining-neas") / "v6framework_neas.csv"
+
+
+class TrainingDataMissing(FileNotFoundError):
+    """The labelled training data are not where the settings say."""
+
+
+def neas_csv(data_dir: Path | None = None) -> Path:
+    """The NEAS comments CSV under ``data_dir`` (default ../shared/data beside the clone; the
+    CLI passes FEEDBACK_TRAINING_DATA_DIR); TrainingDataMissing, naming the path and how to set
+    it, when it is not there."""
+    path = Path(data_dir or DEFAULT_DATA_DIR) / NEAS_CSV
+    if not path.is_file():
+        raise TrainingDataMissing(
+            f"training data not found: {path} does not exist. Point `--data-dir` or FEEDBACK_TRAINING_DATA_DIR "
+            f"at the folder that holds {NEAS_CSV} (the shared data set, see pipelines/models/README.md).")
+    return path
 SEED_PATH = Path(__file__).resolve().parent / "data" / "seed_examples.jsonl"
 SPLIT_SALT = "neas-split-v1:"
 NO_ANSWER = {"", "did not answer"}
@@ -75,8 +94,10 @@ def label_map(taxonomy: dict[str, Any]) -> dict[str, str]:
     return {label: t["code"] for t in taxonomy["themes"] for label in t.get("pxtextmining_labels", [])}
 
 
-def load_pxtextmining(path: Path = PXT_CSV, taxonomy: dict[str, Any] | None = None) -> list[Example]:
-    """English rows with a comment, themes mapped onto the taxonomy, split assigned."""
+def load_pxtextmining(path: Path | None = None, taxonomy: dict[str, Any] | None = None) -> list[Example]:
+    """English rows with a comment, themes mapped onto the taxonomy, split assigned
+    (``path``: the CSV; default :func:`neas_csv`)."""
+    path = path or neas_csv()
     taxonomy = taxonomy or load_taxonomy()
     mapping = label_map(taxonomy)
     order = [t["code"] for t in taxonomy["themes"]]
@@ -225,7 +246,7 @@ def data_hash(english: list[Example], seeds: list[Example], taxonomy: dict[str, 
 
 
 def prepare_data(embedder: Embedder, taxonomy: dict[str, Any] | None = None, progress: bool = True,
-                 seed_path: Path = SEED_PATH, csv_path: Path = PXT_CSV) -> TrainingData:
+                 seed_path: Path = SEED_PATH, csv_path: Path | None = None) -> TrainingData:
     """Load every training source and embed it (through the cache)."""
     taxonomy = taxonomy or load_taxonomy()
     english = load_pxtextmining(csv_path, taxonomy)

@@ -12,6 +12,7 @@ class Unit:
     code: str
     service_area: str
     names: dict[str, str]
+    duty_email: str  # role mailbox that gets the unit's urgent feedback (services/workers/urgent.py)
 
 
 @lru_cache(maxsize=1)
@@ -19,11 +20,17 @@ def units() -> dict[str, Unit]:
     """Every unit by code."""
     data = load_json("units.json")
     return {
-        u["code"]: Unit(u["code"], u["service_area"], {k: u[k] for k in ("fi", "sv", "en")})
+        u["code"]: Unit(u["code"], u["service_area"], {k: u[k] for k in ("fi", "sv", "en")}, u["duty_email"])
         for u in data["units"]
     }
 
 
 def service_areas() -> dict[str, dict[str, str]]:
     """Service area code -> names in fi/sv/en."""
-    return dict(load_json("units.json")["service_areas"])
+    return {code: {k: area[k] for k in ("fi", "sv", "en")}
+            for code, area in load_json("units.json")["service_areas"].items()}
+
+
+def escalation_email(service_area: str) -> str:
+    """The role mailbox that gets an area's urgent feedback nobody acknowledged in time."""
+    return str(load_json("units.json")["service_areas"][service_area]["escalation_email"])

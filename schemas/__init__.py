@@ -14,6 +14,7 @@ EVENT_VERSIONS: dict[str, int] = {
     "feedback.enriched": 1,
     "feedback.dlq": 1,
     "feedback.trend_alerts": 1,
+    "feedback.urgent_acks": 1,
     "respondent.contacts": 1,
     "closure.actions": 1,
     "closure.notifications": 1,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-STAGES = ("ingest", "enricher", "indexer", "closure", "notifier")
+STAGES = ("ingest", "enricher", "indexer", "closure", "notifier", "urgent")
 
 INGEST_REQUESTS = Counter(
     "feedback_ingest_requests_total",
@@ -126,6 +126,30 @@ CONSOLE_LOGINS = Counter(
     "feedback_console_logins_total",
     "Service-lead console sign-ins by outcome (ok, rejected, throttled).",
     ["outcome"],
+)
+
+# The urgent worker (services/workers/urgent.py); service areas from schemas/units.json.
+URGENT_EMAILS = Counter(
+    "feedback_urgent_emails_total",
+    "Emails about urgent feedback handed to SMTP, by kind (duty: the unit's duty address; "
+    "escalation: the service area's address) and service area.",
+    ["kind", "service_area"],
+)
+URGENT_ACK_SECONDS = Histogram(
+    "feedback_urgent_time_to_acknowledge_seconds",
+    "Time from the duty email about an urgent item until a lead acknowledged it in the console.",
+    ["service_area"],
+    buckets=(60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400),
+)
+URGENT_ESCALATIONS = Counter(
+    "feedback_urgent_escalations_total",
+    "Urgent items nobody acknowledged within the configured time, escalated to the service area.",
+    ["service_area"],
+)
+URGENT_OPEN = Gauge(
+    "feedback_urgent_open_items",
+    "Urgent items not yet acknowledged (open or escalated), per service area.",
+    ["service_area"],
 )
 
 

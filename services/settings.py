@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     enrich_batch_size: int = Field(32, description="Texts embedded per batch.")
     enrich_batch_within_s: float = Field(0.5, description="Longest wait to fill a batch.")
     model_dir: Path | None = Field(None, description="Trained classifier artifacts; bundled ones if unset.")
+    prototype_only: bool = Field(
+        False, description="Let the enricher run without trained heads for its embedder (prototype similarity "
+        "only, much weaker: see pipelines/models/README.md). Off: the enricher refuses to start without heads.")
+    training_data_dir: Path | None = Field(
+        None, description="Folder with the labelled training data of `feedback train` "
+        "(pxtextmining-neas/v6framework_neas.csv); default ../shared/data beside the clone.")
 
     # --- Indexer -------------------------------------------------------------------
     index_batch_size: int = Field(500, description="Documents per bulk request.")
@@ -119,6 +125,11 @@ class Settings(BaseSettings):
         60.0, description="How often the closure worker recomputes the per-unit closure gauges.")
     closure_metrics_window_days: int = Field(
         90, description="Closure gauges cover feedback received in this many past days.")
+    urgent_escalate_after_s: float = Field(
+        1800.0, gt=0, description="An urgent item nobody acknowledged this many seconds after its duty email is "
+        "escalated to its service area's address (schemas/units.json).")
+    urgent_check_interval_s: float = Field(
+        15.0, gt=0, description="How often the urgent worker looks for items to escalate and refreshes its gauge.")
 
     # --- Operations -----------------------------------------------------------------
     port: int | None = Field(None, description="HTTP port of this service (health, metrics, API); default per service.")
@@ -177,6 +188,7 @@ SERVICE_PORTS: dict[str, int] = {
     "closure": 8093,
     "notifier": 8094,
     "trends": 8095,
+    "urgent": 8096,
 }
 # Every process of the pipeline, in start order: the one list of services.
 SERVICES: tuple[str, ...] = tuple(SERVICE_PORTS)

@@ -51,6 +51,13 @@ FEEDBACK_URGENT = TopicSpec(
     {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "compact,delete", **ERASABLE},
     "Enriched feedback flagged urgent (safeguarding, self-harm, threats).",
 )
+URGENT_ACKS = TopicSpec(
+    "feedback.urgent_acks", "feedback_id", "feedback.urgent_acks", FEEDBACK_URGENT.partitions,
+    # Who acknowledged which urgent item when: staff ids and times only, no text. Kept a year
+    # as the audit trail; the urgent worker's state lies in Elasticsearch (<alias>-urgent).
+    {"retention.ms": str(365 * DAY_MS), "cleanup.policy": "delete"},
+    "A service lead acknowledged an urgent item in the console (read by the urgent worker).",
+)
 RESPONDENT_CONTACTS = TopicSpec(
     "respondent.contacts", "respondent_ref", "respondent.contacts", 3,
     # Compacted: the latest contact per respondent is the truth; a tombstone erases it.
@@ -99,6 +106,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     FEEDBACK_ENRICHED,
     FEEDBACK_DLQ,
     FEEDBACK_URGENT,
+    URGENT_ACKS,
     FEEDBACK_TREND_ALERTS,
     RESPONDENT_CONTACTS,
     CLOSURE_ACTIONS,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import smtplib
 from email.message import EmailMessage
+from email.utils import formatdate
 
 import httpx
 
@@ -44,6 +45,27 @@ def send_email(settings: Settings, contact: Contact, msg: RenderedMessage, notif
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.set_content(msg.body)
     mail["Content-Language"] = msg.language  # after set_content, which clears Content-* headers
+    smtp_send(settings, mail)
+
+
+def send_staff_email(settings: Settings, to: str, subject: str, body: str, mail_id: str,
+                     headers: dict[str, str] | None = None) -> None:
+    """An email to a staff role mailbox (urgent feedback). ``mail_id`` makes the Message-ID,
+    so a resend after a crash is the same message to the mail store."""
+    mail = EmailMessage()
+    mail["From"] = settings.mail_from
+    mail["To"] = to
+    mail["Subject"] = subject
+    mail["Message-ID"] = message_id(settings, mail_id)
+    mail["Date"] = formatdate(usegmt=True)
+    for name, value in (headers or {}).items():
+        mail[name] = value
+    mail.set_content(body)
+    smtp_send(settings, mail)
+
+
+def smtp_send(settings: Settings, mail: EmailMessage) -> None:
+    """Hand ``mail`` to the SMTP server; PermanentDeliveryError when retrying cannot help."""
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
             if settings.smtp_starttls:

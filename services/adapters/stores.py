@@ -1,9 +1,11 @@
-"""The two small Elasticsearch indices next to the feedback alias that the closure loop owns.
+"""The small Elasticsearch indices next to the feedback alias that the closure loop and the
+urgent worker own.
 
 ``<alias>-actions``: the audit store of published actions (one document per action,
 written by the closure worker from closure.actions; read by the console and the
 public board). ``<alias>-erasures``: the refs of erased respondents (written by the
-erasure, read by the indexer to drop feedback still in flight).
+erasure, read by the indexer to drop feedback still in flight). ``<alias>-urgent``: the state of
+urgent items (written by the urgent worker, read by the console).
 
 Writers create them on first use with the strict mappings from schemas/elasticsearch,
 so no separate setup step can be forgotten; readers treat a missing index as empty.
@@ -15,7 +17,8 @@ from typing import Any
 
 from schemas import load_json
 
-SIDE_INDICES = {"actions": "elasticsearch/actions-index.json", "erasures": "elasticsearch/erasures-index.json"}
+SIDE_INDICES = {"actions": "elasticsearch/actions-index.json", "erasures": "elasticsearch/erasures-index.json",
+                "urgent": "elasticsearch/urgent-index.json"}
 
 
 def actions_index(alias: str) -> str:
@@ -24,6 +27,10 @@ def actions_index(alias: str) -> str:
 
 def erasures_index(alias: str) -> str:
     return f"{alias}-erasures"
+
+
+def urgent_index(alias: str) -> str:
+    return f"{alias}-urgent"
 
 
 def _body(kind: str) -> dict[str, Any]:

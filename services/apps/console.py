@@ -43,6 +43,7 @@ from services.adapters.kafka_io import dumps
 from services.apps.lead_scope import Areas, covers_unit, lead_areas, readable_index, require_unit, unit_codes
 from services.logs import get_logger
 from services.apps.tokens import token_user
+from services.apps.urgent_console import urgent_router
 from services.settings import Settings
 from services.adapters.stores import actions_index
 from services.topics import CLOSURE_ACTIONS
@@ -263,6 +264,7 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
             {"unit": s.unit, "feedback": s.feedback, "closed": s.closed, "closure_rate": round(s.rate, 4),
              "median_hours_to_closure": s.median_hours} for s in closure_stats(resp).values()]}
 
+    router.include_router(urgent_router(settings, state, current, api_user, security_headers))
     return router
 
 

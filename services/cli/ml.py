@@ -22,19 +22,29 @@ def train(
     version: Optional[str] = typer.Option(None, help="model_version; default <date>-s<seed>-<data hash>"),
     set_current: bool = typer.Option(True, help="point <embedder dir>/CURRENT at the new version"),
     quiet: bool = typer.Option(False, help="no progress bars"),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="folder holding pxtextmining-neas/v6framework_neas.csv; default FEEDBACK_TRAINING_DATA_DIR, "
+                   "else ../shared/data beside the clone"),
 ) -> None:
     """Embed the training data (cached), fit the heads, evaluate on the held-out split, write artifacts."""
     from pipelines.classify import MODELS_DIR, FeedbackClassifier, embedder_slug, load_taxonomy
     from pipelines.embedding import make_embedder
     from pipelines.evaluation import format_report
     from pipelines.evaluation_run import run_evaluation
-    from pipelines.training import (TrainConfig, build_metadata, data_hash, default_model_version,
-                                    prepare_data, train_heads, write_artifacts)
+    from pipelines.training import (TrainConfig, TrainingDataMissing, build_metadata, data_hash,
+                                    default_model_version, neas_csv, prepare_data, train_heads, write_artifacts)
 
+    from services.settings import get_settings
+
+    try:
+        csv_path = neas_csv(data_dir or get_settings().training_data_dir)
+    except TrainingDataMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     emb = make_embedder(embedder)
     taxonomy = load_taxonomy()
     config = TrainConfig(seed=seed)
-    data = prepare_data(emb, taxonomy, progress=not quiet)
+    data = prepare_data(emb, taxonomy, progress=not quiet, csv_path=csv_path)
     weights, parts = train_heads(data, taxonomy, config, log=typer.echo)
     dhash = data_hash(data.english, data.seeds, taxonomy)
     model_version = version or default_model_version(dhash, config)
@@ -43,7 +53,8 @@ def train(
     write_artifacts(out_dir, weights, meta)
 
     clf = FeedbackClassifier.from_artifacts(out_dir, embedder_name=emb.name)
-    reports = run_evaluation(emb, clf, progress=not quiet, splits=("test",), gold_root=Path("/nonexistent"))
+    reports = run_evaluation(emb, clf, progress=not quiet, splits=("test",), gold_root=Path("/nonexistent"),
+                             csv_path=csv_path)
     meta["metrics"] = {name: _summary(rep) for name, rep in reports.items()}
     write_artifacts(out_dir, weights, meta)
     if set_current and out is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pipelines.classify import FeedbackClassifier
+from pipelines.classify import FeedbackClassifier, NoTrainedHeads, trained_heads
 from pipelines.embedding import Embedder, make_embedder
 from pipelines.enrich import Failure, enrich_batch
 from schemas.validate import event_errors
@@ -61,15 +61,25 @@ async def enrich(events: list[Event], out: Outputs, embedder: Embedder, classifi
 
 
 def build(settings: Settings | None = None) -> WorkerSpec:
-    """The enricher's worker: the model is loaded once, before the first record."""
+    """The enricher's worker: the model is loaded once, before the first record.
+
+    Raises NoTrainedHeads, before touching Kafka, when the embedder has no trained heads
+    and prototype-only mode was not set explicitly (FEEDBACK_PROTOTYPE_ONLY).
+    """
     settings = settings or get_settings()
     embedder = make_embedder(settings.embedder)
+    if trained_heads(embedder.name, settings.model_dir) is None:
+        if not settings.prototype_only:
+            log.error("enricher_no_trained_heads", embedder=embedder.name)
+            raise NoTrainedHeads(embedder.name)
+        log.warning("enricher_prototype_only", embedder=embedder.name)
     loaded: dict[str, FeedbackClassifier] = {}
 
     async def warm_up() -> None:
         def load() -> None:
             embedder.warm_up()
-            loaded["classifier"] = FeedbackClassifier.load(embedder, settings.model_dir)
+            loaded["classifier"] = FeedbackClassifier.load(embedder, settings.model_dir,
+                                                           allow_prototype_only=settings.prototype_only)
 
         await asyncio.get_running_loop().run_in_executor(None, load)
         log.info("enricher_models_loaded", embedder=embedder.name, model_version=loaded["classifier"].model_version)

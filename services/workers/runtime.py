@@ -25,7 +25,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,7 +180,9 @@ class WorkerSpec:
     stage: str
     topics: Sequence[str]  # base names
     handler: Handler
-    schema: str | None  # the event schema the decode step validates against
+    # The event schema the decode step validates against; a mapping gives one per input
+    # topic (base name -> schema) for a worker that reads more than one.
+    schema: str | Mapping[str, str] | None
     chunk: int = 32  # records per handler call (and per commit)
     fetch_max: int = 500  # records per fetch
     warm_up: Callable[[], Awaitable[None]] | None = None  # before the first record (models)
@@ -349,7 +351,7 @@ class Worker(ConsumerRebalanceListener):
             started = time.perf_counter()
             events: list[Event] = []
             for record in chunk:
-                decoded = decode(record, self.spec.schema)
+                decoded = decode(record, self._schema(record.topic))
                 if isinstance(decoded, DeadLetter):
                     await settle([record], lambda _r, rec=record, d=decoded: self._dead_letter(rec, letter=d),
                                  self._never, lambda e, n: self._wait_out(tp, e, n))
@@ -361,6 +363,13 @@ class Worker(ConsumerRebalanceListener):
             await self._commit(tp, chunk[-1].offset + 1)
             metrics.BATCH_SIZE.labels(self.spec.stage).observe(len(chunk))
             metrics.STAGE_SECONDS.labels(self.spec.stage).observe(time.perf_counter() - started)
+
+    def _schema(self, topic: str) -> str | None:
+        """The schema of records from ``topic`` (a full name, prefix included)."""
+        schema = self.spec.schema
+        if schema is None or isinstance(schema, str):
+            return schema
+        return schema[topic.removeprefix(self.settings.topic_prefix)]
 
     async def _never(self, event: Any, exc: BaseException) -> None:
         """A dead letter that Kafka refuses for good (not for being down) cannot be

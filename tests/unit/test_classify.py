@@ -6,7 +6,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from pipelines.classify import (Classification, FeedbackClassifier, ThemeScore, embedder_slug, find_bundled_model,
+from pipelines.classify import (Classification, FeedbackClassifier, NoTrainedHeads, ThemeScore, embedder_slug,
+                                find_bundled_model,
                                 rating_to_score)
 from pipelines.urgency import detect_urgency
 
@@ -113,9 +114,14 @@ class _FakeEmbedder:
         return np.asarray(rows, dtype=np.float32)
 
 
-def test_prototype_fallback_without_artifacts() -> None:
+def test_no_silent_fallback_without_artifacts() -> None:
+    with pytest.raises(NoTrainedHeads, match="FEEDBACK_PROTOTYPE_ONLY"):
+        FeedbackClassifier.load(_FakeEmbedder())  # type: ignore[arg-type]
+
+
+def test_prototype_only_when_asked_for() -> None:
     fake = _FakeEmbedder()
-    clf = FeedbackClassifier.load(fake)  # type: ignore[arg-type]
+    clf = FeedbackClassifier.load(fake, allow_prototype_only=True)  # type: ignore[arg-type]
     assert clf.model_version == "prototype-0"
     proto = "Jouduin odottamaan päivystyksessä tuntikausia."  # a prototype sentence: its own nearest theme
     res = clf.classify(fake.encode([proto]), [proto], ["fi"])

@@ -41,6 +41,7 @@ WORKER_INPUT = {
     "closure": "closure.actions",
     "notifier": "closure.notifications",
     "trends": "feedback.enriched",
+    "urgent": "feedback.urgent",
 }
 # Kafka versions the Strimzi release named in deploy/RUNBOOK.md (1.2) can run.
 STRIMZI_KAFKA_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "4.3.1")

@@ -33,6 +33,7 @@ REQUIRED_ALERTS = {
     "FeedbackIndexingLatencyHigh": "feedback_ingest_to_index_seconds_bucket",
     "FeedbackNotificationFailures": "feedback_notifications_total",
     "FeedbackUrgentItemsWaiting": "feedback_urgent_items_total",
+    "FeedbackUrgentUnacknowledged": "feedback_urgent_open_items",
     "FeedbackServiceDown": "up",
 }
 
