@@ -18,7 +18,7 @@ import pytest
 
 from devstack.smtp import read_mailbox
 from pipelines.units import escalation_email, units
-from tests.e2e.closure_helpers import wait_for
+from closure_helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from pipelines.classify import NoTrainedHeads, trained_heads
 from pipelines.embedding import make_embedder
 from services.settings import Settings
-from tests.unit.test_deploy_k8s import OVERLAYS, env_names, of_kind, render, workload_pod
+from test_deploy_k8s import OVERLAYS, env_names, of_kind, render, workload_pod
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_HEADS = "st:/models/multilingual-e5-small"  # the image's model: no heads trained for it (yet)
