@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:  # noqa: BLE001 - readiness reports, never raises
             return False
 
-    install_common(app, ready)
+    install_common(app, ready, settings)
 
     async def reject(channel: str, raw: bytes, status: int, errors: list[dict[str, str]], error: str) -> JSONResponse:
         metrics.INGEST_REQUESTS.labels(channel, "invalid").inc()
