@@ -1,7 +1,7 @@
 """CSV survey import: UTF-8 with or without BOM, Windows-1252 and Latin-1 exports, made here;
 bad rows reported with row, field and problem while the rest is imported; the file is
-streamed. Ingest is a stub transport here; tests/integration/test_survey_import.py posts to
-the real ingest and Kafka."""
+streamed. Ingest is a stub transport here; tests/integration/test_survey_import_and_limits.py
+posts to the real ingest and Kafka."""
 from __future__ import annotations
 
 import csv
