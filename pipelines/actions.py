@@ -3,20 +3,21 @@ and the console) and the closure.actions event it becomes."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.clock import utc_iso, utc_now
+from pipelines.input_checks import free_text, identifier
 from pipelines.taxonomy import theme_by_code
 from pipelines.units import units
 
 
 class Period(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    from_: datetime = Field(alias="from")
-    to: datetime
+    # With its UTC offset: a naive bound would shift the period by the server's zone.
+    from_: AwareDatetime = Field(alias="from")
+    to: AwareDatetime
 
     @model_validator(mode="after")
     def _ordered(self) -> "Period":
@@ -27,9 +28,10 @@ class Period(BaseModel):
 
 class Messages(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    fi: Annotated[str | None, Field(max_length=5000)] = None
-    sv: Annotated[str | None, Field(max_length=5000)] = None
-    en: Annotated[str | None, Field(max_length=5000)] = None
+    # Free text as for residents' feedback (pipelines/input_checks.py): these reach residents' inboxes.
+    fi: free_text(5000) | None = None
+    sv: free_text(5000) | None = None
+    en: free_text(5000) | None = None
 
     @model_validator(mode="after")
     def _one_language(self) -> "Messages":
@@ -42,8 +44,8 @@ class ActionIn(BaseModel):
     """What a service lead publishes."""
 
     model_config = ConfigDict(extra="forbid")
-    unit: str
-    themes: Annotated[list[str], Field(min_length=1)]
+    unit: identifier(64, min_length=1)
+    themes: Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=100)]
     period: Period
     messages: Messages
     title: Messages | None = None

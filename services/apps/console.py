@@ -33,6 +33,7 @@ from pipelines.actions import ActionIn, Messages, action_event
 from pipelines.clock import utc_iso
 from pipelines.closure import matching_query
 from pipelines.closure_stats import closure_stats, closure_stats_query
+from pipelines.input_checks import identifier
 from pipelines.messages import render
 from pipelines.optout import opt_out_url
 from pipelines.taxonomy import themes
@@ -67,7 +68,7 @@ class Selection(ActionIn):
 
 class RenderIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    unit: str
+    unit: identifier(64, min_length=1)
     messages: Messages
 
 

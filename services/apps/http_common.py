@@ -1,4 +1,5 @@
-"""Pieces every HTTP service shares: health, readiness, metrics, JSON validation errors."""
+"""Pieces every HTTP service shares: health, readiness, metrics, JSON validation errors,
+request limits (services/apps/http_limits.py)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -7,6 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.apps.http_limits import RequestLimits
+from services.settings import Settings
 
 
 def field_path(loc: tuple | list) -> str:
@@ -27,8 +31,12 @@ def validation_errors(errors: list[dict]) -> list[dict[str, str]]:
     return out
 
 
-def install_common(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
-    """Add /health, /ready, /metrics and JSON 422 bodies with field-level errors."""
+def install_common(app: FastAPI, ready: Callable[[], Awaitable[bool]], settings: Settings) -> None:
+    """Add /health, /ready, /metrics, JSON 422 bodies with field-level errors and the request
+    limits (body size, JSON depth) of ``settings``."""
+
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes,
+                       max_json_depth=settings.max_json_depth)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,7 +4,8 @@ Each accepted submission becomes one feedback.received event (no contact details
 and, when the respondent left contact details, one encrypted respondent.contacts
 record under a pseudonymous respondent_ref. Rejected submissions get a 4xx with
 field-level errors and are also kept on feedback.dlq (stage ``ingest``) so nothing
-a resident sent is silently lost.
+a resident sent is silently lost. Bodies over the size or JSON-depth limit are refused
+before this module sees them (services/apps/http_limits.py) and are not kept.
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:  # noqa: BLE001 - readiness reports, never raises
             return False
 
-    install_common(app, ready)
+    install_common(app, ready, settings)
 
     async def reject(channel: str, raw: bytes, status: int, errors: list[dict[str, str]], error: str) -> JSONResponse:
         metrics.INGEST_REQUESTS.labels(channel, "invalid").inc()

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from pipelines.clock import utc_now
 from pipelines.contacts import withdraw_consent
+from pipelines.input_checks import identifier
 from pipelines.optout import valid_opt_out
 from schemas.validate import validate_event
 from services import metrics
@@ -63,9 +64,9 @@ class ErasureIn(BaseModel):
     """Exactly one of: the pseudonymous ref, the email, or the phone number."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    respondent_ref: str | None = None
-    email: str | None = None
-    phone: str | None = None
+    respondent_ref: identifier(64) | None = None
+    email: identifier(254) | None = None
+    phone: identifier(32) | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ErasureIn":

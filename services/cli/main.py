@@ -80,16 +80,22 @@ def import_survey_csv(
     survey_id: Annotated[str, typer.Option(help="Survey id the export came from.")],
     ingest_url: Annotated[str, typer.Option(help="Ingest base URL.")] = "http://127.0.0.1:8080",
     api_key: Annotated[Optional[str], typer.Option(help="Survey channel API key (default from settings).")] = None,
+    encoding: Annotated[Optional[str], typer.Option(
+        help="The file's encoding (e.g. utf-8, cp1252, latin-1); detected if not given.")] = None,
 ) -> None:
-    """Import a survey tool's CSV export through ingest, row by row; bad rows are reported."""
-    from services.ops.survey_import import import_csv
+    """Import a survey tool's CSV export through ingest, row by row; bad rows are reported, the rest imported."""
+    from services.ops.survey_import import CsvFormatError, import_csv
 
     settings = get_settings()
     key = api_key or settings.ingest_api_keys["survey"].get_secret_value()
-    report = import_csv(path, survey_id, ingest_url, key)
-    typer.echo(json.dumps(report.summary(), ensure_ascii=False))
+    try:
+        report = import_csv(path, survey_id, ingest_url, key, encoding=encoding)
+    except CsvFormatError as exc:
+        typer.echo(f"{path}: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
     for row, errors in report.rejected:
         typer.echo(f"row {row}: " + "; ".join(f"{e['field']}: {e['problem']}" for e in errors), err=True)
+    typer.echo(json.dumps(report.summary(), ensure_ascii=False))  # last, after the rows it counts
     if report.rejected:
         raise typer.Exit(code=2)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import time_machine
 from pydantic import ValidationError
 
 from pipelines.intake import (AppFeedbackIn, KioskEventIn, SurveyResponseIn, feedback_id_for, from_app, from_kiosk,
@@ -73,6 +74,7 @@ def test_survey_response_keyed_by_survey_and_response():
     assert event_errors("feedback.received", intake.event) == []
 
 
+@time_machine.travel("2026-10-05T12:00:00Z", tick=False)  # submission times must be recent to the clock
 def test_csv_row_parsing():
     row = {"response_id": "R1", "submitted_at": "2026-10-02T10:00:00+03:00", "unit": "turku-dental",
            "question_id": "q", "score": "5", "answer": "Kallis, kallis", "email": "x@example.fi", "phone": "",
