@@ -23,7 +23,7 @@ from pipelines.clock import utc_iso
 from pipelines import search as q
 from pipelines.taxonomy import theme_by_code
 from pipelines.units import service_areas, units
-from services.apps.lead_scope import lead_areas, readable_index
+from services.apps.lead_scope import user_index
 from services.logs import get_logger
 from services.settings import Settings
 
@@ -241,7 +241,7 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
                                   502: {"description": "Elasticsearch failed"}})
 
     def readable(who: str = Depends(user)) -> str:
-        return readable_index(settings.index_alias, lead_areas(settings, who))
+        return user_index(settings, who)
 
     async def vector(text: str) -> list[float]:
         return list(await asyncio.to_thread(_query_vector, settings.embedder, text))

@@ -130,9 +130,12 @@ def world(pipeline_env, service_group, gateway: Gateway):
     wait_for(indexed, 600, "every feedback item indexed")
 
     api = service_group.running["api"].url
-    link = opt_out_url(settings.public_base_url, key, refs["F"])
+    link = opt_out_url(settings.public_base_url, key, refs["F"], time.time())
     assert link.startswith(api)
-    page = httpx.get(link, timeout=60)
+    confirm = httpx.get(link, timeout=60, headers={"Accept-Language": "sv"})
+    assert confirm.status_code == 200 and 'data-outcome="confirm"' in confirm.text and "<form" in confirm.text
+    assert read_contact(settings, refs["F"])["consent"]["follow_up"] is True, "a GET changes nothing"
+    page = httpx.post(link, timeout=60, headers={"Accept": "text/html"})  # the page's button
     assert page.status_code == 200 and 'data-outcome="withdrawn"' in page.text and 'lang="sv"' in page.text
     again = httpx.post(link, timeout=60)
     assert again.json() == {"status": "already_withdrawn"}
