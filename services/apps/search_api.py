@@ -156,7 +156,8 @@ class FeedbackHit(BaseModel):
     closure_status: ClosureStatus | None = None
     closure_action_ids: list[str] = Field(default_factory=list)
     closed_at: datetime | None = None
-    highlight: list[str] = Field(default_factory=list, description="Matching fragments, terms in <em>.")
+    highlight: list[str] = Field(default_factory=list, description="Matching fragments as HTML: the text "
+                                                                   "HTML-escaped, matching terms in <em>.")
 
 
 class SearchResponse(BaseModel):
