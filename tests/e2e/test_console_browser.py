@@ -246,6 +246,9 @@ def test_publish_in_the_console_notifies_each_consenting_respondent_once(world, 
                 assert m["To"] == people[name][1]["email"] and m["Content-Language"] == lang
                 assert MESSAGES[lang] in m.get_content() and "/v1/opt-out?" in m.get_content()
                 assert m["List-Unsubscribe"].startswith(f"<{world['api']}/v1/opt-out?")
+                # The notifier's dated link is valid: its page asks to confirm (and changes nothing).
+                confirm = httpx.get(m["List-Unsubscribe"].strip("<>"), timeout=60)
+                assert confirm.status_code == 200 and 'data-outcome="confirm"' in confirm.text
             all_mail = json.dumps([str(m) for m in read_mailbox(stack.maildir)])
             for name in ("D", "F", "H"):
                 assert people[name][1]["email"] not in all_mail, f"{name} must get nothing"

@@ -100,3 +100,10 @@ def test_commands_that_use_secrets_refuse_them(monkeypatch: pytest.MonkeyPatch, 
         get_settings.cache_clear()
     assert result.exit_code == 2, result.output
     assert setting in result.output and "FEEDBACK_DEV_MODE" in result.output
+
+
+def test_no_deployment_sets_dev_mode():
+    manifests = [p for p in (ROOT / "deploy").rglob("*") if p.is_file() and p.suffix in {".yml", ".yaml", ".example"}
+                 or p.name == ".env.example"]
+    assert manifests
+    assert not [p for p in manifests if "FEEDBACK_DEV_MODE" in p.read_text(errors="replace")]
