@@ -260,7 +260,8 @@ def run_demo(keep_running: bool = False) -> int:
     stack.start()
     env = {**stack.env(), "FEEDBACK_TOPIC_PREFIX": f"demo-{run_id}.", "FEEDBACK_INDEX_ALIAS": f"feedback-demo-{run_id}",
            "FEEDBACK_STATE_DIR": str(Path(tempfile.gettempdir()) / f"feedback-demo-{run_id}"),
-           "FEEDBACK_LOG_LEVEL": os.environ.get("FEEDBACK_LOG_LEVEL", "INFO")}
+           "FEEDBACK_LOG_LEVEL": os.environ.get("FEEDBACK_LOG_LEVEL", "INFO"),
+           "FEEDBACK_DEV_MODE": "true"}  # the demo runs on the built-in development keys
     os.environ.update(env)
     settings = Settings()
     run = DemoRun(settings)

@@ -59,7 +59,9 @@ class ServiceGroup:
         ``name#instance``, on its port + 100 * instance), as a scaled-out deployment runs."""
         port = SERVICE_PORTS[name] + self.port_offset + 100 * instance
         key = f"{name}#{instance}" if instance else name
-        env = {**os.environ, **self.env, "FEEDBACK_PORT": str(port)}
+        # Development mode unless the caller's environment says otherwise: the local stack runs
+        # on the built-in development keys, which a service refuses without it.
+        env = {"FEEDBACK_DEV_MODE": "true", **os.environ, **self.env, "FEEDBACK_PORT": str(port)}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{key.replace('#', '-')}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - closed with the process

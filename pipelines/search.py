@@ -133,9 +133,12 @@ def sort_order(mode: Mode, sort: Sort = "relevance") -> list[dict[str, Any]]:
 
 
 def highlight_spec(language: str | None) -> dict[str, Any]:
+    """Highlighted fragments of the text fields. The ``html`` encoder escapes the feedback text
+    itself (a resident's ``<script>`` comes back as ``&lt;script&gt;``), so the only markup in
+    a fragment is the ``<em>`` around matching terms and a page may insert it as HTML."""
     fields = TEXT_FIELDS.get(language or "", ()) or tuple(f for fs in TEXT_FIELDS.values() for f in fs) + ("text",)
     return {"fields": {f: {"number_of_fragments": 2, "fragment_size": 160} for f in fields},
-            "pre_tags": ["<em>"], "post_tags": ["</em>"], "require_field_match": True}
+            "pre_tags": ["<em>"], "post_tags": ["</em>"], "encoder": "html", "require_field_match": True}
 
 
 def keyword_body(text: str | None, language: str | None, filters: Filters, size: int, *,

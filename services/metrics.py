@@ -110,7 +110,7 @@ CLOSURE_MEDIAN_HOURS = Gauge(
 )
 OPT_OUTS = Counter(
     "feedback_opt_outs_total",
-    "Opt-out link uses by outcome (withdrawn, already_withdrawn, no_contact, invalid).",
+    "Opt-out link uses by outcome (withdrawn, already_withdrawn, no_contact, invalid, expired).",
     ["outcome"],
 )
 ERASURES = Counter(
@@ -126,6 +126,12 @@ CONSOLE_LOGINS = Counter(
     "feedback_console_logins_total",
     "Service-lead console sign-ins by outcome (ok, rejected, throttled).",
     ["outcome"],
+)
+AUTH_REFUSALS = Counter(
+    "feedback_auth_refusals_total",
+    "Requests refused for a wrong credential (rejected) or too many of them (throttled), by surface "
+    "(console, api, ingest).",
+    ["surface", "outcome"],
 )
 
 # The urgent worker (services/workers/urgent.py); service areas from schemas/units.json.

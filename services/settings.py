@@ -6,6 +6,9 @@ Every field reads an environment variable with the ``FEEDBACK_`` prefix, e.g.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,10 +24,43 @@ def default_cache_dir() -> Path:
     return Path(base) / "feedback-pipeline"
 
 
+ALL_AREAS = "*"  # lead_service_areas: every service area (county-wide)
+# Secret settings with a built-in development default, checked by Settings.require_real_secrets.
+SECRET_SETTINGS: tuple[str, ...] = ("ingest_api_keys", "pseudonym_key", "contact_keys", "api_tokens")
+# Marks a published example value (deploy/compose/.env.example, deploy/k8s/secrets.example.yaml).
+PLACEHOLDER_MARK = "change-me"
+
+
+class DevelopmentSecretsError(RuntimeError):
+    """A service or command was started with development secrets and without dev_mode."""
+
+
+def _secret_values(value: object) -> list[str]:
+    """The plain values of a secret setting (one SecretStr, a list or a dict of them)."""
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    return [v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in items if v is not None]
+
+
+def _is_placeholder(name: str, value: str) -> bool:
+    """Whether ``value`` of setting ``name`` is its built-in default or marked CHANGE-ME (also inside
+    a base64 Fernet key, which is how example contact keys carry the mark)."""
+    if value in _secret_values(Settings.model_fields[name].get_default(call_default_factory=True)):
+        return True
+    try:
+        decoded = base64.urlsafe_b64decode(value.encode() + b"=" * (-len(value) % 4)).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        decoded = ""
+    return any(PLACEHOLDER_MARK in text.lower() for text in (value, decoded))
+
+
 class Settings(BaseSettings):
     """Runtime configuration. See the configuration table in the README."""
 
     model_config = SettingsConfigDict(env_prefix="FEEDBACK_", env_file=None, extra="ignore")
+
+    dev_mode: bool = Field(
+        False, description="Allow the built-in development keys and tokens (local stack, demo, tests). "
+                           "Never set it in a deployment: without it the services refuse to start with them.")
 
     # --- Kafka -----------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
@@ -71,11 +107,23 @@ class Settings(BaseSettings):
         description="Users (keys of api_tokens) allowed to erase a respondent (POST /v1/erasure).",
     )
     lead_service_areas: dict[str, list[str]] = Field(
-        default_factory=dict,
+        default_factory=lambda: {"demo-lead": [ALL_AREAS]},
         description="Service areas each user (keys of api_tokens) sees and acts on, JSON object "
-                    "{user: [service_area, ...]}; a user not listed sees every area (a county-wide role).",
+                    "{user: [service_area, ...]}; [\"*\"] is county-wide; a user not listed sees nothing.",
     )
     console_session_hours: float = Field(8.0, description="Lifetime of a console session cookie.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Networks of the reverse proxies in front of the API and ingest (JSON list of CIDRs, e.g. "
+                    "[\"10.0.0.0/8\"]); only a request from one of them has its X-Forwarded-For read, and the "
+                    "client is its right-most address outside these networks.")
+    auth_failures_limit: int = Field(
+        10, gt=0, description="Failed sign-ins or bad tokens/API keys one client may make per window before "
+                              "every request of it is answered 429.")
+    auth_failures_window_s: float = Field(300.0, gt=0, description="The window of auth_failures_limit, seconds.")
+    opt_out_link_days: int = Field(
+        90, gt=0, description="How long the opt-out link in a message works; older links show how to opt out "
+                              "otherwise.")
 
     # --- Request limits (every HTTP app) --------------------------------------------
     max_body_bytes: int = Field(
@@ -159,21 +207,54 @@ class Settings(BaseSettings):
         known = service_areas()
         for user, areas in value.items():
             # An empty list would search the index expression "", which Elasticsearch reads as
-            # every index: a lead with no area is a mistake, a county-wide one is left out.
+            # every index: refuse it rather than guess whether "none" or "all" was meant.
             if not areas:
-                raise ValueError(f"user {user!r} has no service areas; leave the user out for every area")
-            unknown = sorted(set(areas) - set(known))
+                raise ValueError(f"user {user!r} has no service areas; list them, [\"{ALL_AREAS}\"] for "
+                                 "county-wide, or leave the user out for no access")
+            if ALL_AREAS in areas and len(areas) > 1:
+                raise ValueError(f"user {user!r}: \"{ALL_AREAS}\" (county-wide) must stand alone")
+            unknown = sorted(set(areas) - set(known) - {ALL_AREAS})
             if unknown:
                 raise ValueError(f"user {user!r}: unknown service areas {unknown} (known: {sorted(known)})")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {net!r} is not an IP network ({exc})") from exc
+        return value
+
     @model_validator(mode="after")
     def _leads_have_tokens(self) -> "Settings":
-        # A misspelt user here would leave the real user unlisted, i.e. county-wide: refuse it.
+        # A misspelt user here would leave the real user without access: refuse it. The built-in
+        # default (the demo lead) is exempt, so a deployment with its own tokens need not repeat it.
+        if "lead_service_areas" not in self.model_fields_set:
+            return self
         stray = sorted(set(self.lead_service_areas) - set(self.api_tokens))
         if stray:
             raise ValueError(f"lead_service_areas names users without an api_tokens entry: {stray}")
         return self
+
+    def development_secrets(self, names: tuple[str, ...] = SECRET_SETTINGS) -> list[str]:
+        """Which of the secret settings ``names`` still hold a built-in development value or a
+        published placeholder (CHANGE-ME), as FEEDBACK_* variable names."""
+        return [f"FEEDBACK_{name.upper()}" for name in names
+                if any(_is_placeholder(name, v) for v in _secret_values(getattr(self, name)))]
+
+    def require_real_secrets(self, names: tuple[str, ...] = SECRET_SETTINGS) -> None:
+        """Raise DevelopmentSecretsError unless dev_mode is set or every secret of ``names`` is real."""
+        if self.dev_mode:
+            return
+        found = self.development_secrets(names)
+        if found:
+            raise DevelopmentSecretsError(
+                f"refusing to start: {', '.join(found)} still hold built-in development or example values; "
+                "set real secrets (deploy/k8s/secrets.example.yaml shows how to make them), or set "
+                "FEEDBACK_DEV_MODE=true on a developer machine only")
 
     def topic(self, base: str) -> str:
         """The full name of a topic given its base name from services.topics."""
@@ -199,6 +280,17 @@ SERVICE_PORTS: dict[str, int] = {
 }
 # Every process of the pipeline, in start order: the one list of services.
 SERVICES: tuple[str, ...] = tuple(SERVICE_PORTS)
+# The secret settings each service reads (checked at start; a deployment gives it these only).
+SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
+    "ingest": ("ingest_api_keys", "pseudonym_key", "contact_keys"),
+    "api": ("api_tokens", "pseudonym_key", "contact_keys"),  # console sessions, opt-out links, erasure
+    "enricher": (),
+    "indexer": (),
+    "closure": (),
+    "notifier": ("pseudonym_key", "contact_keys"),
+    "trends": (),
+    "urgent": (),  # duty and escalation emails carry no secret of these
+}
 
 
 def service_port(service: str, settings: Settings | None = None) -> int:

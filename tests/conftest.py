@@ -40,7 +40,7 @@ def isolated_env(stack, name: str, tmp: Path) -> dict[str, str]:
     """FEEDBACK_* variables pointing at the stack with a unique topic prefix and alias."""
     run = f"{name}-{uuid.uuid4().hex[:6]}"
     return {**stack.env(), "FEEDBACK_TOPIC_PREFIX": f"{run}.", "FEEDBACK_INDEX_ALIAS": f"{run}-feedback",
-            "FEEDBACK_STATE_DIR": str(tmp / "state"), "FEEDBACK_LOG_LEVEL": "INFO",
+            "FEEDBACK_STATE_DIR": str(tmp / "state"), "FEEDBACK_LOG_LEVEL": "INFO", "FEEDBACK_DEV_MODE": "true",
             "FEEDBACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{8081 + SERVICE_PORT_OFFSET}"}
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pipelines.actions import ActionIn, action_event
 from pipelines.closure import matching_query
@@ -23,7 +22,8 @@ from services.apps.lead_scope import lead_areas, readable_index, require_unit
 from services.apps.console import console_router
 from services.logs import get_logger
 from services.apps.search_api import search_router
-from services.apps.tokens import token_user
+from services.apps.throttle import AuthGuard
+from services.apps.tokens import bearer_user
 from services.settings import Settings, get_settings
 from services.topics import CLOSURE_ACTIONS
 
@@ -33,7 +33,7 @@ log = get_logger("api")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     state: dict[str, Any] = {}
-    bearer = HTTPBearer(auto_error=False)
+    guard = AuthGuard(settings)  # one throttle for the console sign-in and every bearer-token call
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -62,19 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_common(app, ready, settings)
 
-    def user(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
-        name = token_user(settings, creds.credentials if creds else None)
-        if name is not None:
-            return name
-        raise HTTPException(status_code=401, detail={"error": "unauthorized", "errors": [
-            {"field": "Authorization", "problem": "missing or unknown bearer token"}]})
-
+    user = bearer_user(settings, guard)
     app.include_router(search_router(settings, lambda: state["es"], user))
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Any, exc: HTTPException) -> JSONResponse:
         body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
-        return JSONResponse(status_code=exc.status_code, content=body)
+        return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
 
     forbidden = {403: {"description": "The unit is outside the user's service areas"}}
 
@@ -102,5 +96,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=who)
         return {"action_id": event["action_id"], "published_by": who, "published_at": event["published_at"]}
 
-    app.include_router(console_router(settings, state))  # console, public board, opt-out, erasure
+    app.include_router(console_router(settings, state, guard))  # console, public board, opt-out, erasure
     return app

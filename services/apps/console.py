@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections import deque
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -41,8 +40,10 @@ from pipelines.units import units
 from schemas.validate import validate_event
 from services import metrics
 from services.adapters.kafka_io import dumps
-from services.apps.lead_scope import Areas, covers_unit, lead_areas, readable_index, require_unit, unit_codes
+from services.apps.lead_scope import (Areas, covers_unit, lead_areas, readable_index, require_unit, unit_codes,
+                                      user_index)
 from services.logs import get_logger
+from services.apps.throttle import AuthGuard
 from services.apps.tokens import token_user
 from services.apps.urgent_console import urgent_router
 from services.settings import Settings
@@ -56,7 +57,6 @@ ASSETS = {"console.js": "text/javascript", "style.css": "text/css"}
 # Pages carry no inline script or style, so the policy can forbid both.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-LOGIN_FAILURES_PER_5_MIN = 10
 EXAMPLE_REF = "r_" + "0" * 24
 
 
@@ -78,26 +78,6 @@ def security_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-class LoginThrottle:
-    """At most N failed sign-ins per client address in five minutes (slows token guessing)."""
-
-    def __init__(self, limit: int = LOGIN_FAILURES_PER_5_MIN, window_s: float = 300.0):
-        self.limit, self.window = limit, window_s
-        self.failures: dict[str, deque[float]] = {}
-
-    def blocked(self, client: str) -> bool:
-        q = self.failures.get(client)
-        now = time.monotonic()
-        while q and now - q[0] > self.window:
-            q.popleft()
-        return bool(q) and len(q) >= self.limit
-
-    def fail(self, client: str) -> None:
-        self.failures.setdefault(client, deque()).append(time.monotonic())
-        if len(self.failures) > 10_000:  # bounded memory under a spray of addresses
-            self.failures.pop(next(iter(self.failures)))
 
 
 def preview_request(event: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +103,7 @@ def email_previews(settings: Settings, unit: str, messages: dict[str, str]) -> l
     """What a respondent who chose each language would get (with the language fallback)."""
     key = settings.pseudonym_key.get_secret_value().encode()
     names = units()[unit].names if unit in units() else {"fi": unit}
-    link = opt_out_url(settings.public_base_url, key, EXAMPLE_REF)
+    link = opt_out_url(settings.public_base_url, key, EXAMPLE_REF, time.time())
     out = []
     for lang in ("fi", "sv", "en"):
         msg = render(lang, messages, names, link)
@@ -132,12 +112,11 @@ def email_previews(settings: Settings, unit: str, messages: dict[str, str]) -> l
     return out
 
 
-def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
+def _console(settings: Settings, state: dict[str, Any], guard: AuthGuard) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     key = sessions.session_key(settings.pseudonym_key.get_secret_value().encode())
     lifetime_s = settings.console_session_hours * 3600
     secure = settings.public_base_url.startswith("https://")
-    throttle = LoginThrottle()
 
     def current(request: Request) -> sessions.Session | None:
         session = sessions.decode(key, request.cookies.get(COOKIE))
@@ -177,16 +156,19 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
 
     @router.post("/console/login")
     async def login(request: Request) -> Response:
-        client = request.client.host if request.client else "?"
-        if throttle.blocked(client):
+        client = guard.client(request)
+        wait = guard.retry_after(client, "console")
+        if wait:
             metrics.CONSOLE_LOGINS.labels("throttled").inc()
-            return security_headers(templates.TemplateResponse(
-                request, "login.html", {"error": "Too many attempts; wait a few minutes."}, status_code=429))
+            resp = templates.TemplateResponse(
+                request, "login.html", {"error": "Too many attempts; wait a few minutes."}, status_code=429)
+            resp.headers["Retry-After"] = str(wait)
+            return security_headers(resp)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         user = token_user(settings, token)
         if user is None:
-            throttle.fail(client)
+            guard.failed(client, "console")
             metrics.CONSOLE_LOGINS.labels("rejected").inc()
             log.info("console_login_rejected")
             return security_headers(templates.TemplateResponse(
@@ -259,8 +241,8 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
 
     @router.get("/console/api/stats")
     async def stats(user: str = Depends(api_user)) -> dict[str, Any]:
-        resp = await state["es"].search(index=readable_index(settings.index_alias, lead_areas(settings, user)),
-                                         **closure_stats_query(settings.closure_metrics_window_days))
+        index = user_index(settings, user)  # 403 first for a user with no areas
+        resp = await state["es"].search(index=index, **closure_stats_query(settings.closure_metrics_window_days))
         return {"window_days": settings.closure_metrics_window_days, "units": [
             {"unit": s.unit, "feedback": s.feedback, "closed": s.closed, "closure_rate": round(s.rate, 4),
              "median_hours_to_closure": s.median_hours} for s in closure_stats(resp).values()]}
@@ -269,17 +251,17 @@ def _console(settings: Settings, state: dict[str, Any]) -> APIRouter:
     return router
 
 
-def console_router(settings: Settings, state: dict[str, Any]) -> APIRouter:
+def console_router(settings: Settings, state: dict[str, Any], guard: AuthGuard) -> APIRouter:
     """Everything services/apps/api.py serves besides its own endpoints: console, board, privacy.
 
     ``state`` is the API's lifespan state (``es``: AsyncElasticsearch, ``producer``:
-    AIOKafkaProducer), read at request time.
+    AIOKafkaProducer), read at request time; ``guard`` the API's failed-credential throttle.
     """
     from services.apps.board import board_router
     from services.apps.privacy_api import privacy_router
 
     router = APIRouter()
-    router.include_router(_console(settings, state))
+    router.include_router(_console(settings, state, guard))
     router.include_router(board_router(settings, state))
-    router.include_router(privacy_router(settings, state))
+    router.include_router(privacy_router(settings, state, guard))
     return router

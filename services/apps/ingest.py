@@ -29,6 +29,7 @@ from schemas.validate import EventValidationError, validate_event
 from services import metrics
 from services.workers.faults import is_transient
 from services.apps.http_common import install_common, validation_errors
+from services.apps.throttle import AuthGuard, too_many
 from services.adapters.kafka_io import aiokafka_producer, dead_letter, dumps
 from services.logs import get_logger
 from services.settings import Settings, get_settings
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     vault = ContactVault([k.get_secret_value() for k in settings.contact_keys])
     pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
     recent = RecentIds()
+    guard = AuthGuard(settings)  # wrong API keys per client: 429 after settings.auth_failures_limit
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -150,7 +152,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return bool(expected and key and hmac.compare_digest(expected.get_secret_value().encode(), key.encode()))
 
     async def handle(channel: str, request: Request, api_key: str | None, idem: str | None) -> JSONResponse:
+        client = guard.client(request)
+        wait = guard.retry_after(client, "ingest")
+        if wait:
+            return JSONResponse(status_code=429, headers={"Retry-After": str(wait)},
+                                content=too_many(wait, "X-API-Key"))
         if not authorised(channel, api_key):
+            guard.failed(client, "ingest")
             metrics.INGEST_REQUESTS.labels(channel, "unauthorized").inc()
             return JSONResponse(status_code=401, content={"error": "unauthorized", "errors": [
                 {"field": "X-API-Key", "problem": f"missing or wrong API key for channel {channel}"}]})

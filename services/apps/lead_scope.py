@@ -3,8 +3,10 @@
 The API reads feedback through the same per-area filtered aliases that Kibana's roles
 use (services.adapters.es.area_alias, deploy/kibana/ROLES.md), so a restricted lead's searches,
 aggregations and counts never see another area's documents. ``None`` areas mean a
-county-wide user: the base alias. The API only ever *searches* through these aliases
-(never get-by-id, which would skip an alias filter), so the filter holds here.
+county-wide user (listed with ``["*"]``): the base alias. A user not listed has no areas
+and reads nothing (fail closed: a forgotten entry must not open the whole county).
+The API only ever *searches* through these aliases (never get-by-id, which would skip an
+alias filter), so the filter holds here.
 """
 from __future__ import annotations
 
@@ -14,15 +16,18 @@ from fastapi import HTTPException
 
 from pipelines.units import units
 from services.adapters.es import area_alias
-from services.settings import Settings
+from services.settings import ALL_AREAS, Settings
 
-Areas = frozenset[str] | None  # None: every area
+Areas = frozenset[str] | None  # None: every area; empty: none
 
 
 def lead_areas(settings: Settings, user: str) -> Areas:
-    """The areas ``user`` is limited to, or None for a user not listed (county-wide)."""
+    """The areas ``user`` is limited to: None for a county-wide user (``["*"]``), an empty set
+    for a user not listed in settings.lead_service_areas (who sees nothing)."""
     areas = settings.lead_service_areas.get(user)
-    return None if areas is None else frozenset(areas)
+    if areas is None:
+        return frozenset()
+    return None if ALL_AREAS in areas else frozenset(areas)
 
 
 def readable_index(alias: str, areas: Collection[str] | None) -> str:
@@ -35,6 +40,16 @@ def readable_index(alias: str, areas: Collection[str] | None) -> str:
         # "" would be every index in Elasticsearch; settings refuse empty lists, this is the backstop.
         raise ValueError("a lead with no service areas can read nothing")
     return ",".join(area_alias(alias, area) for area in sorted(set(areas)))
+
+
+def user_index(settings: Settings, user: str) -> str:
+    """The index expression ``user`` searches; 403 for a user with no service areas."""
+    areas = lead_areas(settings, user)
+    if areas is not None and not areas:
+        raise HTTPException(status_code=403, detail={"error": "forbidden", "errors": [
+            {"field": "Authorization", "problem": "this user has no service areas; an administrator lists them "
+                                                  "in FEEDBACK_LEAD_SERVICE_AREAS"}]})
+    return readable_index(settings.index_alias, areas)
 
 
 def unit_codes(areas: Collection[str] | None) -> list[str] | None:

@@ -1,10 +1,12 @@
 """Privacy endpoints of the API: the opt-out link and erasure.
 
-``GET /v1/opt-out?ref=&token=`` (the link in every message; ``POST`` too, for RFC 8058
-one-click unsubscribe from mail clients) withdraws follow-up consent: it reads the
-respondent's current record from the compacted respondent.contacts topic (one
-partition scanned, services/adapters/contacts_store.py) and publishes it again with
-``consent.follow_up = false``. The notifier checks consent at send time, so nothing
+``GET /v1/opt-out?ref=&token=`` (the link in every message) only shows a confirmation page
+with a button: mail scanners and link previews fetch links, and must not unsubscribe anyone.
+``POST`` (that button, or RFC 8058 one-click unsubscribe from mail clients) withdraws
+follow-up consent: it reads the respondent's current record from the compacted
+respondent.contacts topic (one partition scanned, services/adapters/contacts_store.py) and
+publishes it again with ``consent.follow_up = false``. Links expire after
+settings.opt_out_link_days (pipelines/optout.py); an expired one says how else to opt out. The notifier checks consent at send time, so nothing
 more is sent; the respondent's documents get ``follow_up_consent = false`` so the
 console's counts drop at once.
 
@@ -14,18 +16,18 @@ respondent named by respondent_ref, email or phone (services/ops/erasure.py).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from elasticsearch.helpers import async_bulk
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from pipelines.clock import utc_now
 from pipelines.contacts import withdraw_consent
 from pipelines.input_checks import identifier
-from pipelines.optout import valid_opt_out
+from pipelines.optout import opt_out_status
 from schemas.validate import validate_event
 from services import metrics
 from services.adapters.contacts_store import read_contact
@@ -33,7 +35,8 @@ from services.ops.erasure import erase
 from services.adapters.kafka_io import dumps
 from services.logs import get_logger
 from services.settings import Settings
-from services.apps.tokens import token_user
+from services.apps.throttle import AuthGuard
+from services.apps.tokens import bearer_user
 from services.topics import RESPONDENT_CONTACTS
 from services.apps.web import templates
 
@@ -44,20 +47,36 @@ OPT_OUT_TEXT = {
                         "tehdyistä muutoksista.",
            "already_withdrawn": "Suostumuksesi oli jo peruttu. Emme lähetä sinulle näitä viestejä.",
            "no_contact": "Yhteystietojasi ei ole meillä tallessa, joten peruttavaa ei ole.",
-           "invalid": "Linkki ei kelpaa. Tarkista, että kopioit sen kokonaan."},
+           "invalid": "Linkki ei kelpaa. Tarkista, että kopioit sen kokonaan.",
+           "confirm": "Haluatko, ettemme enää lähetä sinulle viestejä palautteesi perusteella tehdyistä "
+                      "muutoksista?",
+           "button": "Peru viestit",
+           "expired": "Linkki on vanhentunut. Voit perua viestit uusimman viestimme linkistä tai kirjoittamalla "
+                      "osoitteeseen {contact}."},
     "sv": {"title": "Avbeställning",
            "withdrawn": "Ditt samtycke har återkallats. Vi skickar inte längre meddelanden om förändringar "
                         "som gjorts utifrån din respons.",
            "already_withdrawn": "Ditt samtycke var redan återkallat. Vi skickar inga sådana meddelanden.",
            "no_contact": "Vi har inga kontaktuppgifter sparade för dig, så det finns inget att avbeställa.",
-           "invalid": "Länken är ogiltig. Kontrollera att du kopierade hela länken."},
+           "invalid": "Länken är ogiltig. Kontrollera att du kopierade hela länken.",
+           "confirm": "Vill du att vi slutar skicka meddelanden om förändringar som gjorts utifrån din respons?",
+           "button": "Avbeställ meddelanden",
+           "expired": "Länken har gått ut. Du kan avbeställa via länken i vårt senaste meddelande eller genom att "
+                      "skriva till {contact}."},
     "en": {"title": "Unsubscribe",
            "withdrawn": "Your consent has been withdrawn. We will no longer send you messages about changes "
                         "made because of your feedback.",
            "already_withdrawn": "Your consent had already been withdrawn. We do not send you these messages.",
            "no_contact": "We hold no contact details for you, so there is nothing to unsubscribe.",
-           "invalid": "This link is not valid. Please check that you copied all of it."},
+           "invalid": "This link is not valid. Please check that you copied all of it.",
+           "confirm": "Do you want us to stop sending you messages about changes made because of your feedback?",
+           "button": "Unsubscribe",
+           "expired": "This link has expired. You can unsubscribe with the link in our latest message, or by "
+                      "writing to {contact}."},
 }
+
+# HTTP status per outcome of an opt-out link; the rest are 200.
+STATUS = {"invalid": 403, "expired": 410}
 
 
 class ErasureIn(BaseModel):
@@ -84,10 +103,10 @@ def _language(request: Request) -> str:
     return "fi"
 
 
-def privacy_router(settings: Settings, state: dict[str, Any]) -> APIRouter:
+def privacy_router(settings: Settings, state: dict[str, Any], guard: AuthGuard) -> APIRouter:
     router = APIRouter(tags=["privacy"])
     key = settings.pseudonym_key.get_secret_value().encode()
-    bearer = HTTPBearer(auto_error=False)
+    bearer = bearer_user(settings, guard)
 
     async def mark_no_consent(ref: str) -> int:
         """follow_up_consent=false on the respondent's documents (console counts, closure matching)."""
@@ -118,36 +137,47 @@ def privacy_router(settings: Settings, state: dict[str, Any]) -> APIRouter:
             log.warning("opt_out_documents_not_marked", error=type(exc).__name__)
         return "withdrawn", lang
 
-    async def opt_out(request: Request, ref: str, token: str) -> tuple[str, str]:
-        if not valid_opt_out(key, ref, token):
-            metrics.OPT_OUTS.labels("invalid").inc()
-            return "invalid", _language(request)
-        outcome, lang = await withdraw(ref)
-        metrics.OPT_OUTS.labels(outcome).inc()
-        log.info("opt_out", outcome=outcome)
-        return outcome, lang
+    def link_status(ref: str, token: str) -> str:
+        """valid, expired or invalid (counted unless valid: a valid link counts by what it did)."""
+        status = opt_out_status(key, ref, token, time.time(), settings.opt_out_link_days * 86_400)
+        if status != "valid":
+            metrics.OPT_OUTS.labels(status).inc()
+        return status
 
-    @router.get("/v1/opt-out", response_class=HTMLResponse, summary="Withdraw follow-up consent (link in messages)")
-    async def opt_out_page(request: Request, ref: str = "", token: str = "") -> Response:
-        outcome, lang = await opt_out(request, ref, token)
+    def page(request: Request, lang: str, outcome: str, ref: str = "", token: str = "") -> Response:
         text = OPT_OUT_TEXT[lang]
         resp = templates.TemplateResponse(request, "opt_out.html", {
-            "lang": lang, "title": text["title"], "message": text[outcome], "outcome": outcome},
-            status_code=403 if outcome == "invalid" else 200)
+            "lang": lang, "title": text["title"], "message": text[outcome].format(contact=settings.mail_from),
+            "outcome": outcome, "button": text["button"], "ref": ref, "token": token},
+            status_code=STATUS.get(outcome, 200))
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential
         return resp
 
-    @router.post("/v1/opt-out", summary="One-click unsubscribe (RFC 8058 List-Unsubscribe-Post)")
-    async def opt_out_one_click(request: Request, ref: str = "", token: str = "") -> JSONResponse:
-        outcome, _ = await opt_out(request, ref, token)
-        return JSONResponse({"status": outcome}, status_code=403 if outcome == "invalid" else 200)
+    @router.get("/v1/opt-out", response_class=HTMLResponse,
+                summary="The link in messages: a confirmation page (changes nothing)")
+    async def opt_out_page(request: Request, ref: str = "", token: str = "") -> Response:
+        status = link_status(ref, token)
+        return page(request, _language(request), "confirm" if status == "valid" else status, ref, token)
 
-    def officer(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
-        user = token_user(settings, creds.credentials if creds else None)
-        if user is None:
-            raise HTTPException(401, {"error": "unauthorized", "errors": [
-                {"field": "Authorization", "problem": "missing or unknown bearer token"}]})
+    @router.post("/v1/opt-out", summary="Withdraw follow-up consent: the page's button, or RFC 8058 one-click "
+                                        "unsubscribe (List-Unsubscribe-Post)")
+    async def opt_out(request: Request, ref: str = "", token: str = "") -> Response:
+        status = link_status(ref, token)
+        if status == "valid":
+            outcome, lang = await withdraw(ref)
+            metrics.OPT_OUTS.labels(outcome).inc()
+            log.info("opt_out", outcome=outcome)
+        else:
+            outcome, lang = status, _language(request)
+        if "text/html" in request.headers.get("accept", ""):  # the confirmation page's form
+            return page(request, lang, outcome)
+        body: dict[str, str] = {"status": outcome}
+        if outcome == "expired":
+            body["problem"] = OPT_OUT_TEXT["en"]["expired"].format(contact=settings.mail_from)
+        return JSONResponse(body, status_code=STATUS.get(outcome, 200))
+
+    def officer(user: str = Depends(bearer)) -> str:
         if user not in settings.privacy_officers:
             raise HTTPException(403, {"error": "forbidden", "errors": [
                 {"field": "Authorization", "problem": "this user may not erase respondents"}]})

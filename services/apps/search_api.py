@@ -23,7 +23,7 @@ from pipelines.clock import utc_iso
 from pipelines import search as q
 from pipelines.taxonomy import theme_by_code
 from pipelines.units import service_areas, units
-from services.apps.lead_scope import lead_areas, readable_index
+from services.apps.lead_scope import user_index
 from services.logs import get_logger
 from services.settings import Settings
 
@@ -156,7 +156,8 @@ class FeedbackHit(BaseModel):
     closure_status: ClosureStatus | None = None
     closure_action_ids: list[str] = Field(default_factory=list)
     closed_at: datetime | None = None
-    highlight: list[str] = Field(default_factory=list, description="Matching fragments, terms in <em>.")
+    highlight: list[str] = Field(default_factory=list, description="Matching fragments as HTML: the text "
+                                                                   "HTML-escaped, matching terms in <em>.")
 
 
 class SearchResponse(BaseModel):
@@ -241,7 +242,7 @@ def search_router(settings: Settings, es: Callable[[], AsyncElasticsearch],
                                   502: {"description": "Elasticsearch failed"}})
 
     def readable(who: str = Depends(user)) -> str:
-        return readable_index(settings.index_alias, lead_areas(settings, who))
+        return user_index(settings, who)
 
     async def vector(text: str) -> list[float]:
         return list(await asyncio.to_thread(_query_vector, settings.embedder, text))

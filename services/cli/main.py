@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from services.settings import SERVICES, get_settings
+from services.cli.guard import require_real_secrets
+from services.settings import SERVICE_SECRETS, SERVICES, get_settings
 
 app = typer.Typer(help="Resident feedback pipeline.", no_args_is_help=True, add_completion=False)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
@@ -24,7 +25,10 @@ app.add_typer(import_app, name="import")
 @app.command()
 def run(service: Annotated[str, typer.Argument(help="One of: " + ", ".join(SERVICES))]) -> None:
     """Run one service in the foreground until SIGTERM."""
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
     settings = get_settings()
+    require_real_secrets(settings, SERVICE_SECRETS[service])
     if service in ("ingest", "api"):
         import uvicorn
 
@@ -33,13 +37,13 @@ def run(service: Annotated[str, typer.Argument(help="One of: " + ", ".join(SERVI
 
         configure_logging(settings.log_level, service)
         module = __import__(f"services.apps.{service}", fromlist=["create_app"])
+        # proxy_headers off: uvicorn would trust X-Forwarded-For from 127.0.0.1 by default; the apps
+        # read it themselves, from settings.trusted_proxies only (services/apps/throttle.py).
         uvicorn.run(module.create_app(settings), host=settings.host, port=service_port(service, settings),
-                    log_config=None, access_log=False, timeout_graceful_shutdown=20)
-    elif service in SERVICES:
+                    log_config=None, access_log=False, timeout_graceful_shutdown=20, proxy_headers=False)
+    else:
         module = __import__(f"services.workers.{service}", fromlist=["main"])
         module.main()
-    else:
-        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
 
 
 @topics_app.command("create")
@@ -87,6 +91,8 @@ def import_survey_csv(
     from services.ops.survey_import import CsvFormatError, import_csv
 
     settings = get_settings()
+    if not api_key:
+        require_real_secrets(settings, ("ingest_api_keys",))
     key = api_key or settings.ingest_api_keys["survey"].get_secret_value()
     try:
         report = import_csv(path, survey_id, ingest_url, key, encoding=encoding)

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from services.cli.guard import require_real_secrets
 from services.settings import get_settings
 
 contacts_app = typer.Typer(help="The encrypted contact store (respondent.contacts).", no_args_is_help=True)
@@ -33,7 +34,9 @@ def rotate_key(
     """
     from services.adapters.contacts_store import rotate_keys
 
-    report = rotate_keys(get_settings(), dry_run=dry_run)
+    settings = get_settings()
+    require_real_secrets(settings, ("contact_keys",))
+    report = rotate_keys(settings, dry_run=dry_run)
     typer.echo(json.dumps({"dry_run": dry_run, **report.as_dict()}, ensure_ascii=False))
 
 
@@ -50,8 +53,10 @@ def erase_cmd(
     """
     from services.ops.erasure import cli_user, erase
 
+    settings = get_settings()
+    require_real_secrets(settings, ("pseudonym_key", "contact_keys"))
     try:
-        done = erase(get_settings(), requested_by or cli_user(), ref=ref, email=email, phone=phone)
+        done = erase(settings, requested_by or cli_user(), ref=ref, email=email, phone=phone)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     for event in done:

@@ -183,7 +183,8 @@ class Notifier:
         unit = units().get(note["unit"])
         message = render(contact_record.get("language") or note["language"], note["messages"],
                          unit.names if unit else {"fi": note["unit"]},
-                         opt_out_url(self.settings.public_base_url, self.pseudonym_key, note["respondent_ref"]))
+                         opt_out_url(self.settings.public_base_url, self.pseudonym_key, note["respondent_ref"],
+                                     now.timestamp()))
         # Durable before the channel sees anything: after a crash, "sending" says it may have gone.
         entries = nlog.with_entry(entries, nid, nlog.Entry(nlog.SENDING, now, False, channel, message.language),
                                   now)

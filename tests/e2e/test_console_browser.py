@@ -130,9 +130,12 @@ def world(pipeline_env, service_group, gateway: Gateway):
     wait_for(indexed, 600, "every feedback item indexed")
 
     api = service_group.running["api"].url
-    link = opt_out_url(settings.public_base_url, key, refs["F"])
+    link = opt_out_url(settings.public_base_url, key, refs["F"], time.time())
     assert link.startswith(api)
-    page = httpx.get(link, timeout=60)
+    confirm = httpx.get(link, timeout=60, headers={"Accept-Language": "sv"})
+    assert confirm.status_code == 200 and 'data-outcome="confirm"' in confirm.text and "<form" in confirm.text
+    assert read_contact(settings, refs["F"])["consent"]["follow_up"] is True, "a GET changes nothing"
+    page = httpx.post(link, timeout=60, headers={"Accept": "text/html"})  # the page's button
     assert page.status_code == 200 and 'data-outcome="withdrawn"' in page.text and 'lang="sv"' in page.text
     again = httpx.post(link, timeout=60)
     assert again.json() == {"status": "already_withdrawn"}
@@ -243,6 +246,9 @@ def test_publish_in_the_console_notifies_each_consenting_respondent_once(world, 
                 assert m["To"] == people[name][1]["email"] and m["Content-Language"] == lang
                 assert MESSAGES[lang] in m.get_content() and "/v1/opt-out?" in m.get_content()
                 assert m["List-Unsubscribe"].startswith(f"<{world['api']}/v1/opt-out?")
+                # The notifier's dated link is valid: its page asks to confirm (and changes nothing).
+                confirm = httpx.get(m["List-Unsubscribe"].strip("<>"), timeout=60)
+                assert confirm.status_code == 200 and 'data-outcome="confirm"' in confirm.text
             all_mail = json.dumps([str(m) for m in read_mailbox(stack.maildir)])
             for name in ("D", "F", "H"):
                 assert people[name][1]["email"] not in all_mail, f"{name} must get nothing"

@@ -1,6 +1,7 @@
 """A service lead limited to one service area, through the API on the real Elasticsearch:
 keyword, browse, semantic, hybrid, aggregations, more like this, preview, publish and the
-console's stats and recent actions see only that area; a county-wide user sees all.
+console's stats and recent actions see only that area; a county-wide user (["*"]) sees all; a
+user not listed sees nothing.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
 
-TOKENS = {"ed-lead": "ed-lead-token", "county": "county-token"}
+TOKENS = {"ed-lead": "ed-lead-token", "county": "county-token", "unlisted": "unlisted-token"}
 AREA = "emergency"
 # (language, text, unit): queue and waiting feedback in several areas, so every search
 # below matches documents both inside and outside the lead's area.
@@ -42,7 +43,7 @@ def corpus(pipeline_env, index_events) -> dict[str, Any]:
     _, settings = pipeline_env
     settings = settings.model_copy(update={
         "api_tokens": {user: SecretStr(token) for user, token in TOKENS.items()},
-        "lead_service_areas": {"ed-lead": [AREA]}})
+        "lead_service_areas": {"ed-lead": [AREA], "county": ["*"]}})
     embedder = make_embedder(settings.embedder)
     vectors = embedder.encode([text for _, text, _ in CORPUS], kind="passage")
     now = datetime.now(timezone.utc)  # within the console's closure-stats window
@@ -89,6 +90,15 @@ def test_search_returns_only_the_leads_area(corpus, client, body) -> None:
     scoped = found(client, "ed-lead", **body)
     assert scoped and scoped <= corpus["inside"]
     assert scoped == everything & corpus["inside"]
+
+
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/search/aggregations"])
+def test_a_user_not_listed_sees_nothing(corpus, client, path) -> None:
+    refused = post(client, "unlisted", path, {"q": "jono", "mode": "keyword"}, status=403)
+    assert refused["error"] == "forbidden" and refused["errors"][0]["field"] == "Authorization"
+    outside = next(i for i in corpus["ids"] if i not in corpus["inside"])
+    assert post(client, "unlisted", f"/v1/search/similar/{outside}", status=403)["error"] == "forbidden"
+    assert post(client, "unlisted", "/v1/actions/preview", action("turku-ed"), status=403)["error"] == "forbidden"
 
 
 def test_semantic_and_hybrid_still_find_every_neighbour_in_the_area(corpus, client) -> None:

@@ -98,7 +98,7 @@ def test_opt_out_link_must_be_signed(client: TestClient, settings: Settings):
     ref = "r_" + "1" * 24
     resp = client.get(f"/v1/opt-out?ref={ref}&token=forged", headers={"Accept-Language": "sv-FI,sv;q=0.9"})
     assert resp.status_code == 403 and 'lang="sv"' in resp.text
-    assert opt_out_token(settings.pseudonym_key.get_secret_value().encode(), ref) != "forged"
+    assert opt_out_token(settings.pseudonym_key.get_secret_value().encode(), ref, 0) != "forged"
     assert client.post(f"/v1/opt-out?ref={ref}&token=forged").json() == {"status": "invalid"}
 
 

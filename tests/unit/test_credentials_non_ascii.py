@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from pipelines import console_session
-from pipelines.optout import opt_out_token, valid_opt_out
+from pipelines.optout import opt_out_status, opt_out_token
 from services.apps.ingest import create_app
 from services.settings import Settings
 
@@ -21,6 +21,8 @@ def test_ingest_answers_401_to_a_non_ascii_api_key():
 
 def test_non_ascii_opt_out_token_and_cookie_are_refused():
     key = b"k" * 32
-    assert valid_opt_out(key, "r_1", opt_out_token(key, "r_1"))
-    assert not valid_opt_out(key, "r_1", "\u00e4\u00f6\u00e5")
+    assert opt_out_status(key, "r_1", opt_out_token(key, "r_1", 1000), 1000, 60) == "valid"
+    assert opt_out_status(key, "r_1", "\u00e4\u00f6\u00e5", 1000, 60) == "invalid"
+    assert opt_out_status(key, "r_1", "1000.\u00e4\u00f6\u00e5", 1000, 60) == "invalid"
+    assert opt_out_status(key, "r_1", "\u0661\u0662.abc", 1000, 60) == "invalid"  # non-ASCII digits
     assert console_session.decode(key, "payload.\u00e4\u00f6") is None

@@ -53,19 +53,29 @@ def test_recent_actions_are_limited_to_the_areas_units():
 
 
 def test_settings_read_areas_per_user_from_json(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("FEEDBACK_API_TOKENS", '{"ed-lead": "t1", "county": "t2"}')
-    monkeypatch.setenv("FEEDBACK_LEAD_SERVICE_AREAS", '{"ed-lead": ["emergency", "rescue"]}')
+    monkeypatch.setenv("FEEDBACK_API_TOKENS", '{"ed-lead": "t1", "county": "t2", "new-user": "t3"}')
+    monkeypatch.setenv("FEEDBACK_LEAD_SERVICE_AREAS", '{"ed-lead": ["emergency", "rescue"], "county": ["*"]}')
     settings = Settings()
     assert lead_areas(settings, "ed-lead") == frozenset({"emergency", "rescue"})
-    assert lead_areas(settings, "county") is None, "a user not listed sees every area"
+    assert lead_areas(settings, "county") is None, '["*"] is county-wide'
+    assert lead_areas(settings, "new-user") == frozenset(), "a user not listed sees nothing"
     monkeypatch.delenv("FEEDBACK_LEAD_SERVICE_AREAS")
-    assert Settings().lead_service_areas == {}, "default: everyone county-wide"
+    defaults = Settings()
+    assert defaults.lead_service_areas == {"demo-lead": ["*"]}, "the development lead is county-wide"
+    assert lead_areas(defaults, "ed-lead") == frozenset(), "no default opens the county to a real user"
+
+
+def test_a_user_not_listed_reads_nothing():
+    assert unit_codes(frozenset()) == []
+    assert not any(covers_unit(frozenset(), code) for code in units())
+    assert actions_query(None, frozenset()) == {"bool": {"filter": [{"terms": {"unit": []}}]}}
 
 
 @pytest.mark.parametrize(("areas", "words"), [
     ({"ed-lead": ["emergncy"]}, ["lead_service_areas", "emergncy"]),
     ({"ed-lead": []}, ["lead_service_areas", "ed-lead", "no service areas"]),
     ({"ed-laed": ["emergency"]}, ["lead_service_areas", "ed-laed", "api_tokens"]),
+    ({"ed-lead": ["*", "emergency"]}, ["lead_service_areas", "ed-lead", "stand alone"]),
 ])
 def test_settings_refuse_unknown_areas_empty_lists_and_unknown_users(areas, words):
     with pytest.raises(ValidationError) as err:
@@ -80,7 +90,8 @@ def test_every_area_of_the_registry_is_accepted():
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    settings = Settings(api_tokens=TOKENS, lead_service_areas={"ed-lead": ["emergency"]},
+    settings = Settings(api_tokens={**TOKENS, "unlisted": "unlisted-token-789"},
+                        lead_service_areas={"ed-lead": ["emergency"], "county": ["*"]},
                         public_base_url="http://testserver")
     # No lifespan (no Kafka, no Elasticsearch): a refusal must come before either is used.
     return TestClient(create_app(settings), follow_redirects=False)
@@ -105,4 +116,26 @@ def test_console_offers_and_accepts_only_the_leads_units(client: TestClient):
     for path in ("/console/api/publish", "/console/api/preview"):
         resp = client.post(path, json=ACTION, headers={"X-CSRF-Token": csrf})
         assert resp.status_code == 403 and resp.json()["error"] == "forbidden", resp.text
+    client.cookies.clear()
+
+
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/search/aggregations",
+                                  "/v1/search/similar/00000000-0000-0000-0000-000000000000"])
+def test_a_user_not_listed_is_refused_every_search(client: TestClient, path: str):
+    # Refused before Elasticsearch is asked (no lifespan here): never the base alias.
+    resp = client.post(path, json={}, headers={"Authorization": "Bearer unlisted-token-789"})
+    assert resp.status_code == 403, resp.text
+    problem = resp.json()["errors"][0]
+    assert problem["field"] == "Authorization" and "FEEDBACK_LEAD_SERVICE_AREAS" in problem["problem"]
+
+
+def test_a_user_not_listed_may_act_on_no_unit(client: TestClient):
+    resp = client.post("/v1/actions/preview", json={**ACTION, "unit": "turku-ed"},
+                       headers={"Authorization": "Bearer unlisted-token-789"})
+    assert resp.status_code == 403 and resp.json()["errors"][0]["field"] == "unit"
+    client.post("/console/login", content="token=unlisted-token-789",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    page = client.get("/console").text
+    assert 'value="turku-ed"' not in page and 'value="raisio-hc"' not in page
+    assert client.get("/console/api/stats").status_code == 403
     client.cookies.clear()

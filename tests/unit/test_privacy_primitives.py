@@ -1,10 +1,12 @@
 """Pseudonymous refs and the contact vault."""
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 from cryptography.fernet import Fernet
 
-from pipelines.optout import opt_out_url, valid_opt_out
+from pipelines.optout import opt_out_status, opt_out_url
 from pipelines.pseudonym import normalise_phone, respondent_ref
 from pipelines.vault import Contact, ContactVault
 
@@ -43,7 +45,8 @@ def test_vault_rejects_bad_keys():
 
 
 def test_opt_out_links_are_signed():
-    url = opt_out_url("https://x.example/", b"k", "r_" + "a" * 24)
-    token = url.split("token=")[1]
-    assert valid_opt_out(b"k", "r_" + "a" * 24, token)
-    assert not valid_opt_out(b"k", "r_" + "b" * 24, token)
+    url = opt_out_url("https://x.example/", b"k", "r_" + "a" * 24, 1_800_000_000)
+    token = unquote(url.split("token=")[1])
+    assert opt_out_status(b"k", "r_" + "a" * 24, token, 1_800_000_000, 86_400) == "valid"
+    assert opt_out_status(b"k", "r_" + "b" * 24, token, 1_800_000_000, 86_400) == "invalid"
+    assert opt_out_status(b"other", "r_" + "a" * 24, token, 1_800_000_000, 86_400) == "invalid"

@@ -152,3 +152,11 @@ def test_synthetic_event_is_schema_valid_and_indexable() -> None:
     doc = to_document(ev)
     assert doc["week"] == "2026-W45" and doc["service_area"] == "emergency"
     json.dumps(doc)
+
+
+def test_highlights_are_html_encoded():
+    from pipelines.search import highlight_spec
+
+    for language in (None, "fi", "sv", "en"):
+        spec = highlight_spec(language)
+        assert spec["encoder"] == "html" and spec["pre_tags"] == ["<em>"], language
