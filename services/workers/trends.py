@@ -30,7 +30,7 @@ from pipelines.trends import SpikeRule, alert_event, crossed, event_timestamp, t
 from pipelines.units import service_areas, units
 from schemas.validate import validate_event
 from services import metrics
-from services.adapters.kafka_io import dumps
+from services.adapters.kafka_io import dumps, faust_credentials
 from services.logs import configure_logging, get_logger
 from services.settings import Settings, get_settings, service_port
 from services.topics import FEEDBACK_ENRICHED, FEEDBACK_TREND_ALERTS
@@ -46,6 +46,7 @@ def make_app(service: str, settings: Settings) -> faust.App:
     app = faust.App(
         f"{settings.topic_prefix}feedback-{service}",
         broker=[f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
