@@ -28,6 +28,10 @@ if [ "${#want[@]}" -gt 0 ] && [ "${FEEDBACK_SKIP_APT:-0}" != "1" ] && command -v
     || echo "warning: could not install ${want[*]}; the tests that need them will say so" >&2
 fi
 
+# checkov scans the Kubernetes manifests and the Dockerfile (tests/unit/test_deploy_k8s.py);
+# in its own venv under the user cache, pinned, because its dependencies clash with ours.
+bash deploy/k8s/scan.sh --install-only >/dev/null
+
 # Java 17 and Maven start Kafka and Elasticsearch (fetched from Maven Central on first use).
 for tool in java mvn; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is required (Java 17+ and Maven)" >&2; exit 1; }

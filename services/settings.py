@@ -163,17 +163,6 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _kafka_sasl_has_credentials(self) -> "Settings":
-        # Without both, the client would only fail at its first connection, deep in a worker.
-        if self.kafka_security_protocol.startswith("SASL_"):
-            missing = [name for name, value in (("FEEDBACK_KAFKA_USERNAME", self.kafka_username),
-                                                ("FEEDBACK_KAFKA_PASSWORD", self.kafka_password)) if not value]
-            if missing:
-                raise ValueError(f"FEEDBACK_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
-                                 f"{' and '.join(missing)}")
-        return self
-
-    @model_validator(mode="after")
     def _leads_have_tokens(self) -> "Settings":
         # A misspelt user here would leave the real user unlisted, i.e. county-wide: refuse it.
         stray = sorted(set(self.lead_service_areas) - set(self.api_tokens))

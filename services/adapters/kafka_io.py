@@ -49,6 +49,18 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.kafka_ca_file)
 
 
+def _sasl_login(settings: Settings) -> tuple[str, str]:
+    # Checked here, when a Kafka client is built, not in Settings: processes that never talk to
+    # Kafka (es-setup) share the ConfigMap that sets the protocol but get no Kafka user.
+    missing = [name for name, value in (("FEEDBACK_KAFKA_USERNAME", settings.kafka_username),
+                                        ("FEEDBACK_KAFKA_PASSWORD", settings.kafka_password)) if not value]
+    if missing:
+        raise ValueError(f"FEEDBACK_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+                         f"{' and '.join(missing)}")
+    assert settings.kafka_username and settings.kafka_password  # for the type checker
+    return settings.kafka_username, settings.kafka_password.get_secret_value()
+
+
 def kafka_security(settings: Settings) -> dict[str, Any]:
     """Security keyword arguments for every Kafka client built here.
 
@@ -60,10 +72,9 @@ def kafka_security(settings: Settings) -> dict[str, Any]:
     if context is not None:
         kwargs["ssl_context"] = context
     if settings.kafka_security_protocol.startswith("SASL_"):
-        assert settings.kafka_username and settings.kafka_password  # checked by Settings
+        username, password = _sasl_login(settings)
         kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism,
-                      sasl_plain_username=settings.kafka_username,
-                      sasl_plain_password=settings.kafka_password.get_secret_value())
+                      sasl_plain_username=username, sasl_plain_password=password)
     return kwargs
 
 
@@ -73,11 +84,9 @@ def faust_credentials(settings: Settings) -> Any:
 
     context = kafka_ssl_context(settings)
     if settings.kafka_security_protocol.startswith("SASL_"):
-        assert settings.kafka_username and settings.kafka_password  # checked by Settings
+        username, password = _sasl_login(settings)
         # faust picks SASL_SSL when a context is given, SASL_PLAINTEXT otherwise.
-        return faust.SASLCredentials(username=settings.kafka_username,
-                                     password=settings.kafka_password.get_secret_value(),
-                                     ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
+        return faust.SASLCredentials(username=username, password=password, ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
     if context is not None:
         return faust.SSLCredentials(context)
     return None

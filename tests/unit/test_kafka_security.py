@@ -12,8 +12,6 @@ import ssl
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from services.adapters.kafka_io import aiokafka_producer, faust_credentials, kafka_security, kafka_ssl_context
 from services.settings import Settings
 
@@ -92,8 +90,11 @@ def test_ssl_only_has_a_context_and_no_sasl(tmp_path):
 def test_sasl_without_credentials_is_refused_naming_the_setting(missing):
     values = {**SASL_SSL}
     del values[missing]
-    with pytest.raises(ValidationError, match=f"FEEDBACK_{missing.upper()}"):
-        Settings(**values)
+    settings = Settings(**values)  # es-setup reads the same ConfigMap and never builds a Kafka client
+    with pytest.raises(ValueError, match=f"FEEDBACK_{missing.upper()}"):
+        kafka_security(settings)
+    with pytest.raises(ValueError, match=f"FEEDBACK_{missing.upper()}"):
+        faust_credentials(settings)
 
 
 def test_faust_gets_the_same_sasl_ssl_credentials(tmp_path):
