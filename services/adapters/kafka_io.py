@@ -49,7 +49,8 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.kafka_ca_file)
 
 
-def _sasl_login(settings: Settings) -> tuple[str, str]:
+def sasl_login(settings: Settings) -> tuple[str, str]:
+    """The SASL user and password; a clear error naming the missing setting."""
     # Checked here, when a Kafka client is built, not in Settings: processes that never talk to
     # Kafka (es-setup) share the ConfigMap that sets the protocol but get no Kafka user.
     missing = [name for name, value in (("FEEDBACK_KAFKA_USERNAME", settings.kafka_username),
@@ -72,24 +73,10 @@ def kafka_security(settings: Settings) -> dict[str, Any]:
     if context is not None:
         kwargs["ssl_context"] = context
     if settings.kafka_security_protocol.startswith("SASL_"):
-        username, password = _sasl_login(settings)
+        username, password = sasl_login(settings)
         kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism,
                       sasl_plain_username=username, sasl_plain_password=password)
     return kwargs
-
-
-def faust_credentials(settings: Settings) -> Any:
-    """The same security as :func:`kafka_security` as faust's ``broker_credentials`` (None: plaintext)."""
-    import faust
-
-    context = kafka_ssl_context(settings)
-    if settings.kafka_security_protocol.startswith("SASL_"):
-        username, password = _sasl_login(settings)
-        # faust picks SASL_SSL when a context is given, SASL_PLAINTEXT otherwise.
-        return faust.SASLCredentials(username=username, password=password, ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
 
 
 def aiokafka_producer(settings: Settings):

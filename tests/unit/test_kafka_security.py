@@ -12,7 +12,8 @@ import ssl
 from pathlib import Path
 
 import pytest
-from services.adapters.kafka_io import aiokafka_producer, faust_credentials, kafka_security, kafka_ssl_context
+from services.adapters.kafka_io import aiokafka_producer, kafka_security, kafka_ssl_context
+from services.workers.trends import faust_credentials
 from services.settings import Settings
 
 SASL_SSL = {"kafka_security_protocol": "SASL_SSL", "kafka_username": "feedback-enricher",

@@ -29,7 +29,7 @@ USERS = ("enricher", "ingest", "topics-create")
 
 
 def _access():
-    spec = importlib.util.spec_from_file_location("deploy_k8s_access_it", ROOT / "deploy" / "k8s" / "access.py")
+    spec = importlib.util.spec_from_file_location("deploy_k8s_access_tls_scram", ROOT / "deploy" / "k8s" / "access.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
