@@ -53,3 +53,9 @@ if [ "${#want[@]}" -gt 0 ] && [ "${FEEDBACK_SKIP_APT:-0}" != "1" ] && command -v
     || echo "warning: could not install ${want[*]}; the tests that need them will say so" >&2
 fi
 
+# checkov scans the Kubernetes manifests and the Dockerfile (tests/unit/test_deploy_k8s.py);
+# in its own venv under the user cache, pinned, because its dependencies clash with ours.
+# The demo (FEEDBACK_SKIP_APT=1) needs none of the test tools.
+if [ "${FEEDBACK_SKIP_APT:-0}" != "1" ]; then
+  bash deploy/k8s/scan.sh --install-only >/dev/null
+fi

@@ -11,6 +11,7 @@ import binascii
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,18 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
     topic_prefix: str = Field("", description="Prefix for every topic name (isolates tenants and tests).")
     topic_replication: int = Field(1, description="Replication factor used by `feedback topics create`.")
+    # Client security (every producer, consumer, admin client and the faust app use these through
+    # services/adapters/kafka_io.kafka_security). Kubernetes: TLS listener with SCRAM-SHA-512, one
+    # KafkaUser per service (deploy/k8s/access.py); the local stack and compose: PLAINTEXT.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*.")
+    kafka_username: str | None = Field(None, description="Kafka SASL user (the service's KafkaUser).")
+    kafka_password: SecretStr | None = Field(None, description="Kafka SASL password.")
+    kafka_ca_file: str | None = Field(
+        None, description="PEM CA bundle that verifies the brokers' TLS certificates (Strimzi's cluster CA) "
+                          "when the protocol is SSL or SASL_SSL; system CAs if unset or empty.")
 
     # --- Elasticsearch -----------------------------------------------------------
     es_url: str = Field("http://127.0.0.1:19200", description="Elasticsearch URL.")
@@ -193,7 +206,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=default_cache_dir, description="Download and model cache.")
     state_dir: Path = Field(Path("/tmp/feedback-state"), description="Faust table state (local RocksDB/memory).")
 
-    @field_validator("es_ca_certs", mode="before")
+    @field_validator("es_ca_certs", "kafka_ca_file", "kafka_username", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose passes FEEDBACK_ES_CA_CERTS="" when no CA is configured.

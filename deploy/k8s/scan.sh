@@ -4,11 +4,15 @@
 # then on the root Dockerfile. Exits non-zero on any failed check.
 #
 #   bash deploy/k8s/scan.sh
+#   bash deploy/k8s/scan.sh --install-only    # just make sure checkov is there (scripts/install.sh)
 #
 # checkov: $CHECKOV, else `checkov` on PATH, else a virtualenv under
-# ${CHECKOV_VENV:-~/.cache/feedback-pipeline/checkov-venv} (created on first use;
-# checkov pins its own dependencies, so it stays out of the project's venv).
+# ${CHECKOV_VENV:-~/.cache/feedback-pipeline/checkov-venv} (created on first use with
+# the pinned CHECKOV_VERSION; checkov pins dozens of its own dependencies, which
+# conflict with the project's, so it stays out of the project's venv).
 set -euo pipefail
+
+CHECKOV_VERSION=3.3.30
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -23,13 +27,17 @@ if [ -z "$checkov" ]; then
     checkov=checkov
   else
     venv="${CHECKOV_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/feedback-pipeline/checkov-venv}"
-    if [ ! -x "$venv/bin/checkov" ]; then
-      echo "installing checkov into $venv" >&2
+    if [ ! -x "$venv/bin/checkov" ] || [ "$("$venv/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+      echo "installing checkov $CHECKOV_VERSION into $venv" >&2
       python3 -m venv "$venv"
-      "$venv/bin/pip" install --quiet 'checkov>=3.3.30,<3.4'
+      "$venv/bin/pip" install --quiet "checkov==$CHECKOV_VERSION"
     fi
     checkov="$venv/bin/checkov"
   fi
+fi
+if [ "${1:-}" = "--install-only" ]; then
+  "$checkov" --version
+  exit 0
 fi
 
 out="$(mktemp -d)"

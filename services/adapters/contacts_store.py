@@ -18,6 +18,7 @@ from typing import Any
 from pipelines.contacts import Raw, clobbered, latest_by_key, needs_rotation
 from pipelines.vault import ContactVault
 from schemas.validate import validate_event
+from services.adapters.kafka_io import kafka_security
 from services.settings import Settings
 from services.topics import RESPONDENT_CONTACTS
 
@@ -41,7 +42,8 @@ def _consumer(settings: Settings) -> Any:
     from kafka import KafkaConsumer
 
     return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                         auto_offset_reset="earliest", client_id="feedback-contacts-store")
+                         auto_offset_reset="earliest", client_id="feedback-contacts-store",
+                         **kafka_security(settings))
 
 
 def partition_count(settings: Settings, topic: str) -> int:
@@ -127,7 +129,7 @@ def producer(settings: Settings) -> Any:
     from kafka import KafkaProducer
 
     return KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, retries=10,
-                         client_id="feedback-contacts-store")
+                         client_id="feedback-contacts-store", **kafka_security(settings))
 
 
 @dataclass

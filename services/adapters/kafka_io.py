@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from typing import Any
 
 from pipelines.clock import utc_now
@@ -38,6 +39,46 @@ def dead_letter(stage: str, reason: str, error_type: str, original: bytes | None
     return record
 
 
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context that verifies the brokers (hostname and chain), None without TLS.
+
+    The CA is ``kafka_ca_file`` (Strimzi's cluster CA on Kubernetes), else the system CAs.
+    """
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.kafka_ca_file)
+
+
+def sasl_login(settings: Settings) -> tuple[str, str]:
+    """The SASL user and password; a clear error naming the missing setting."""
+    # Checked here, when a Kafka client is built, not in Settings: processes that never talk to
+    # Kafka (es-setup) share the ConfigMap that sets the protocol but get no Kafka user.
+    missing = [name for name, value in (("FEEDBACK_KAFKA_USERNAME", settings.kafka_username),
+                                        ("FEEDBACK_KAFKA_PASSWORD", settings.kafka_password)) if not value]
+    if missing:
+        raise ValueError(f"FEEDBACK_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+                         f"{' and '.join(missing)}")
+    assert settings.kafka_username and settings.kafka_password  # for the type checker
+    return settings.kafka_username, settings.kafka_password.get_secret_value()
+
+
+def kafka_security(settings: Settings) -> dict[str, Any]:
+    """Security keyword arguments for every Kafka client built here.
+
+    aiokafka (producers, consumers) and kafka-python (admin, tools) take the same names, so
+    one dict serves both: ``AIOKafkaConsumer(..., **kafka_security(settings))``.
+    """
+    kwargs: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    context = kafka_ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        username, password = sasl_login(settings)
+        kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                      sasl_plain_username=username, sasl_plain_password=password)
+    return kwargs
+
+
 def aiokafka_producer(settings: Settings):
     """An acks=all aiokafka producer (caller starts and stops it).
 
@@ -60,10 +101,12 @@ def aiokafka_producer(settings: Settings):
         request_timeout_ms=15_000,
         value_serializer=None,
         key_serializer=None,
+        **kafka_security(settings),
     )
 
 
 def admin_client(settings: Settings):
     from kafka.admin import KafkaAdminClient
 
-    return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="feedback-admin")
+    return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="feedback-admin",
+                            **kafka_security(settings))

@@ -128,11 +128,12 @@ def replay_enriched(es: Elasticsearch, settings: Settings, target: str, batch_si
     from kafka import KafkaConsumer, TopicPartition
 
     from schemas.validate import event_errors
+    from services.adapters.kafka_io import kafka_security
     from services.topics import FEEDBACK_ENRICHED
 
     topic = settings.topic(FEEDBACK_ENRICHED.name)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=10_000)
+                             group_id=None, consumer_timeout_ms=10_000, **kafka_security(settings))
     rejected = 0
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from tqdm import tqdm
 
 from pipelines.clock import parse_ts
+from services.adapters.kafka_io import kafka_security
 from services.settings import Settings
 from services.topics import ALL_TOPICS, FEEDBACK_DLQ, FEEDBACK_ENRICHED, FEEDBACK_RECEIVED
 
@@ -45,8 +46,9 @@ def replay(settings: Settings, base: str, since: datetime | None = None, until: 
     topic = _topic(settings, base)
     report = ReplayReport()
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=5000)
-    producer = None if dry_run else KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+                             group_id=None, consumer_timeout_ms=5000, **kafka_security(settings))
+    producer = None if dry_run else KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                                  **kafka_security(settings))
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(parts)
@@ -107,8 +109,9 @@ def redrive(settings: Settings, stage: str | None = None, dry_run: bool = False)
 def _redrive_stage(settings: Settings, stage: str, dry_run: bool, report: ReplayReport) -> None:
     consumer = KafkaConsumer(settings.topic(FEEDBACK_DLQ.name), bootstrap_servers=settings.kafka_bootstrap,
                              group_id=f"{settings.topic_prefix}{REDRIVE_GROUP}-{stage}", enable_auto_commit=False,
-                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
-    producer = None if dry_run else KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000, **kafka_security(settings))
+    producer = None if dry_run else KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                                  **kafka_security(settings))
     try:
         for msg in tqdm(consumer, desc=f"redrive {stage}", unit="rec"):
             try:

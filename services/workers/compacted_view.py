@@ -31,13 +31,16 @@ class _PartitionReader:
     def __init__(self, settings: Settings, topic: str, partition: int, checked_by: str | None) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from services.adapters.kafka_io import kafka_security
+
         self.tp = TopicPartition(topic, partition)
         self.data: dict[bytes, bytes] = {}
         # With a group id the reader remembers (as a committed offset) how far records were
         # checked, so a bad record is reported once, not on every reload.
         self.checked_by = checked_by
         self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=checked_by,
-                                         enable_auto_commit=False, auto_offset_reset="earliest")
+                                         enable_auto_commit=False, auto_offset_reset="earliest",
+                                         **kafka_security(settings))
         self.checked_to = 0
 
     async def start(self) -> None:

@@ -35,7 +35,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from schemas.validate import event_errors
 from services import metrics
 from services.workers.faults import is_kafka_error, is_transient
-from services.adapters.kafka_io import aiokafka_producer
+from services.adapters.kafka_io import aiokafka_producer, kafka_security
 from services.logs import configure_logging, get_logger
 from services.workers.probe_server import ProbeServer
 from services.workers.processing import count_dead_letter
@@ -387,7 +387,8 @@ class Worker(ConsumerRebalanceListener):
             enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
             # A dead member holds its partitions for session_timeout_ms; under the 40 s request
             # time-out, so the JoinGroup that waits for it does not time out first.
-            session_timeout_ms=30_000, heartbeat_interval_ms=3_000, max_poll_interval_ms=600_000)
+            session_timeout_ms=30_000, heartbeat_interval_ms=3_000, max_poll_interval_ms=600_000,
+            **kafka_security(self.settings))
         if spec.warm_up is not None:
             await spec.warm_up()
         await self.producer.start()

@@ -30,7 +30,7 @@ from pipelines.trends import SpikeRule, alert_event, crossed, event_timestamp, t
 from pipelines.units import service_areas, units
 from schemas.validate import validate_event
 from services import metrics
-from services.adapters.kafka_io import dumps
+from services.adapters.kafka_io import dumps, kafka_ssl_context, sasl_login
 from services.logs import configure_logging, get_logger
 from services.settings import Settings, get_settings, service_port
 from services.topics import FEEDBACK_ENRICHED, FEEDBACK_TREND_ALERTS
@@ -41,11 +41,25 @@ DAY = timedelta(days=1)
 PARTITIONS = 6  # observations topic and table changelog: co-partitioned
 
 
+def faust_credentials(settings: Settings) -> Any:
+    """services.adapters.kafka_io.kafka_security as faust's ``broker_credentials`` (None: plaintext)."""
+    context = kafka_ssl_context(settings)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        username, password = sasl_login(settings)
+        # faust picks SASL_SSL when a context is given, SASL_PLAINTEXT otherwise.
+        return faust.SASLCredentials(username=username, password=password, ssl_context=context,
+                                     mechanism=settings.kafka_sasl_mechanism)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def make_app(service: str, settings: Settings) -> faust.App:
     """A faust app named ``<prefix>feedback-<service>`` with /health, /ready and /metrics pages."""
     app = faust.App(
         f"{settings.topic_prefix}feedback-{service}",
         broker=[f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",

@@ -91,6 +91,30 @@ def test_compose_config_resolves_every_service():
         assert env["FEEDBACK_INGEST_API_KEYS"].startswith("{"), "JSON survives the env file"
 
 
+def _published(resolved: dict[str, Any]) -> dict[str, list[str]]:
+    """Published ports per service of a resolved file (short syntax, as `config` prints them)."""
+    return {name: [str(p) for p in svc.get("ports", [])] for name, svc in resolved["services"].items()
+            if svc.get("ports")}
+
+
+def test_every_published_port_binds_to_loopback_unless_asked(tmp_path):
+    resolved = yaml.safe_load(run_config(ENV_EXAMPLE).stdout)
+    published = _published(resolved)
+    assert {"ingest", "api", "kafka", "elasticsearch", "kibana", "mailpit"} <= set(published)
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    # Every port in the file, the monitoring profile's too, names its host address.
+    for name, svc in compose()["services"].items():
+        for port in svc.get("ports", []):
+            assert re.match(r"(127\.0\.0\.1|\$\{FEEDBACK_BIND:-127\.0\.0\.1\}):", port), f"{name}: {port}"
+    # Asked for: FEEDBACK_BIND publishes ingest and api on another interface, nothing else.
+    env = tmp_path / "wide.env"
+    env.write_text(ENV_EXAMPLE.read_text().replace("FEEDBACK_BIND=127.0.0.1", "FEEDBACK_BIND=0.0.0.0"))
+    wide = _published(yaml.safe_load(run_config(env).stdout))
+    assert {n for n, ports in wide.items() if any(p.startswith("0.0.0.0:") for p in ports)} == {"ingest", "api"}
+
+
 def test_compose_refuses_to_start_without_secrets(tmp_path):
     empty = tmp_path / "empty.env"
     empty.write_text("")

@@ -47,6 +47,7 @@ WORKER_INPUT = {
 STRIMZI_KAFKA_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "4.3.1")
 CUSTOM_KINDS = {
     ("kafka.strimzi.io", "Kafka"), ("kafka.strimzi.io", "KafkaNodePool"), ("kafka.strimzi.io", "KafkaTopic"),
+    ("kafka.strimzi.io", "KafkaUser"), ("keda.sh", "TriggerAuthentication"),
     ("elasticsearch.k8s.elastic.co", "Elasticsearch"), ("kibana.k8s.elastic.co", "Kibana"),
     ("keda.sh", "ScaledObject"), ("monitoring.coreos.com", "PodMonitor"),
     ("monitoring.coreos.com", "PrometheusRule"),
@@ -62,6 +63,12 @@ def _load_module(name: str, path: Path):
 
 
 render_py = _load_module("deploy_k8s_render", K8S / "render.py")
+access = _load_module("deploy_k8s_access", K8S / "access.py")
+# Kafka client security: the same for every workload (ConfigMap) plus each one's own user.
+KAFKA_CLIENT_CONFIG = {"FEEDBACK_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "FEEDBACK_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                       "FEEDBACK_KAFKA_CA_FILE": "/etc/feedback/kafka-ca/ca.crt"}
+KAFKA_LOGIN = {"FEEDBACK_KAFKA_USERNAME", "FEEDBACK_KAFKA_PASSWORD"}
+KAFKA_CA_SECRET = "feedback-cluster-ca-cert"  # created by Strimzi for Kafka `feedback`
 
 
 def kubectl() -> str | None:
@@ -233,7 +240,7 @@ def test_network_policies_deny_by_default_and_allow_the_pipeline_flows(overlay):
     assert "ingress" not in deny and "egress" not in deny
     flows = policies["pipeline-to-kafka-and-elasticsearch"]["spec"]
     ports = {p["port"] for rule in flows["egress"] for p in rule["ports"]}
-    assert ports == {9092, 9200}
+    assert ports == {9093, 9200}, "Kafka only on its TLS listener"
     assert any(p["port"] == 53 for rule in policies["allow-dns"]["spec"]["egress"] for p in rule["ports"])
     scrape = {p["port"] for rule in policies["prometheus-to-pipeline"]["spec"]["ingress"] for p in rule["ports"]}
     assert set(SERVICE_PORTS.values()) <= scrape, "Prometheus must reach every service's port"
@@ -249,8 +256,13 @@ def _secret_fields() -> set[str]:
             if "SecretStr" in str(field.annotation)}
 
 
+def _secret_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_secrets_only_by_reference(overlay):
+def test_secrets_only_by_reference_and_each_workload_gets_only_its_own(overlay):
     from services.settings import Settings
 
     docs = render(overlay)
@@ -261,13 +273,48 @@ def test_secrets_only_by_reference(overlay):
         assert key.removeprefix("FEEDBACK_").lower() in Settings.model_fields, f"{key} is not a setting"
     # The only Secret rendered holds ECK's role definitions, no credentials.
     assert set(of_kind(docs, "Secret")) == {"feedback-es-roles"}
-    for name in (*PIPELINE, "topics-create", "es-setup"):
-        env = {e["name"]: e for e in workload_pod(docs, name)["containers"][0]["env"]}
-        for key in secret_names:
-            assert key in env, f"{name} lacks {key}"
-            assert "secretKeyRef" in env[key]["valueFrom"], f"{name}: {key} not by secretKeyRef"
+    assert set(access.SECRETS) == {*PIPELINE, "topics-create", "es-setup"}, "deploy/k8s/access.py SECRETS"
+    for name, wanted in access.SECRETS.items():
+        main = workload_pod(docs, name)["containers"][0]
+        env = {e["name"]: e for e in main.get("env", [])}
+        refs = _secret_env(main)
+        expected = {k: {"name": access.SECRET_SOURCES[k][0], "key": access.SECRET_SOURCES[k][1],
+                        **({"optional": True} if access.SECRET_SOURCES[k][2] else {})} for k in wanted}
+        if name in access.KAFKA_ACCESS:
+            expected["FEEDBACK_KAFKA_PASSWORD"] = {"name": access.user_name(name), "key": "password"}
+        assert refs == expected, f"{name}: secrets differ from deploy/k8s/access.py"
+        # Every secret setting comes by reference or not at all (never as a literal value).
+        assert not {k for k in secret_names & set(env) if k not in refs}, name
         for key in env:
             assert key.removeprefix("FEEDBACK_").lower() in Settings.model_fields, f"{key} is not a setting"
+
+
+def test_the_secrets_table_matches_what_the_code_reads():
+    """A secret in SECRETS that no module of the workload reads would be a needless exposure."""
+    readers = {  # modules whose settings reads decide a workload's secrets
+        "ingest": ["services/apps/ingest.py"],
+        "api": ["services/apps", "services/ops/erasure.py", "services/adapters/es.py",
+                "services/adapters/contacts_store.py"],
+        "notifier": ["services/workers/notifier.py", "services/adapters/delivery.py"],
+        "es-setup": ["services/adapters/es.py"],
+    }
+    for workload, paths in readers.items():
+        text = "".join(f.read_text() for path in paths for f in
+                       ((ROOT / path).rglob("*.py") if (ROOT / path).is_dir() else [ROOT / path]))
+        for env in access.SECRETS[workload]:
+            field = env.removeprefix("FEEDBACK_").lower()
+            assert re.search(rf"\b{field}\b", text), f"{workload} gets {env} but its code never reads {field}"
+    # A service that checks its secrets at start (services.settings.SERVICE_SECRETS, where it
+    # exists) must be given each of them, or it would refuse to start in the cluster.
+    import services.settings as settings_module
+
+    for service, names in getattr(settings_module, "SERVICE_SECRETS", {}).items():
+        missing = {f"FEEDBACK_{n.upper()}" for n in names} - set(access.SECRETS[service])
+        assert not missing, f"{service} checks {sorted(missing)} at start but deploy/k8s/access.py withholds them"
+    # Nothing of the lead API, intake keys or SMTP login reaches the workers.
+    for worker in ("enricher", "indexer", "closure", "trends"):
+        assert not {"FEEDBACK_API_TOKENS", "FEEDBACK_INGEST_API_KEYS", "FEEDBACK_PSEUDONYM_KEY",
+                    "FEEDBACK_SMTP_PASSWORD"} & set(access.SECRETS[worker]), worker
 
 
 def _compose_workloads() -> dict[str, dict[str, Any]]:
@@ -287,7 +334,14 @@ def test_compose_and_kubernetes_run_the_same_commands_with_the_same_settings(ove
         main = workload_pod(docs, name)["containers"][0]
         assert _unescape(main.get("command")) == _unescape(svc.get("entrypoint")), f"{name}: entrypoint"
         assert _unescape(main.get("args")) == _unescape(svc.get("command")), f"{name}: command"
-        assert env_names(docs, main) == set(svc["environment"]), f"{name}: environment names differ"
+        # Secrets: each Kubernetes workload gets only its own (deploy/k8s/access.py); compose on
+        # one host shares one .env file, so its services all get every pipeline secret. Kafka's
+        # TLS and SCRAM login exist only on Kubernetes (compose keeps Kafka on its own network).
+        secrets = _secret_fields() | set(access.SECRET_SOURCES)
+        k8s_only = KAFKA_LOGIN | set(KAFKA_CLIENT_CONFIG)
+        k8s = env_names(docs, main)
+        assert k8s - secrets - k8s_only == set(svc["environment"]) - secrets, f"{name}: environment names differ"
+        assert k8s & secrets - k8s_only <= set(svc["environment"]), f"{name}: a secret compose lacks"
         if name == "kibana-import":
             assert main["image"] == svc["image"]
 
@@ -361,7 +415,76 @@ def test_strimzi_kafka_runs_kraft_with_a_node_pool(overlay):
     assert roles == {"controller", "broker"}
     bootstrap = of_kind(docs, "ConfigMap")["feedback-config"]["data"]["FEEDBACK_KAFKA_BOOTSTRAP"]
     namespace = kafka["metadata"]["namespace"]
-    assert bootstrap == f"feedback-kafka-bootstrap.{namespace}.svc:9092", "KEDA needs the namespaced address"
+    assert bootstrap == f"feedback-kafka-bootstrap.{namespace}.svc:9093", "KEDA needs the namespaced address"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_listens_only_with_tls_and_scram_and_enforces_acls(overlay):
+    docs = render(overlay)
+    kafka = of_kind(docs, "Kafka")["feedback"]["spec"]["kafka"]
+    listeners = kafka["listeners"]
+    assert listeners and all(x["tls"] is True for x in listeners), "every listener uses TLS"
+    assert all(x.get("authentication", {}).get("type") == "scram-sha-512" for x in listeners)
+    assert [x["port"] for x in listeners] == [9093]
+    assert kafka["authorization"]["type"] == "simple"
+    config = of_kind(docs, "ConfigMap")["feedback-config"]["data"]
+    for key, value in KAFKA_CLIENT_CONFIG.items():
+        assert config[key] == value, key
+
+
+def test_generated_kafka_users_are_current():
+    assert (K8S / "base" / "kafka" / "users.yaml").read_text() == access.render(), "run: python deploy/k8s/access.py"
+
+
+def _acl_ops(user: dict[str, Any]) -> dict[tuple[str, str, str], set[str]]:
+    return {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"]): set(a["operations"])
+            for a in user["spec"]["authorization"]["acls"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_workload_connects_as_its_own_kafka_user_with_only_its_topics(overlay):
+    from services.settings import Settings
+    from services.topics import ALL_TOPICS, RESPONDENT_CONTACTS
+    from services.workers.runtime import group_id
+
+    docs = render(overlay)
+    users = of_kind(docs, "KafkaUser")
+    assert set(users) == {access.user_name(w) for w in access.KAFKA_ACCESS}
+    assert {*PIPELINE, "topics-create"} <= set(access.KAFKA_ACCESS), "a new service needs a KafkaUser"
+    for user in users.values():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "feedback"
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        for acl in user["spec"]["authorization"]["acls"]:
+            assert acl["resource"]["name"] not in ("*", ""), "no wildcard ACLs"
+            assert "All" not in acl["operations"]
+    ops = {w: _acl_ops(users[access.user_name(w)]) for w in access.KAFKA_ACCESS}
+    settings = Settings(topic_prefix="")
+    for worker, topic in WORKER_INPUT.items():
+        assert {"Read"} <= ops[worker][("topic", topic, "literal")], worker
+        assert {"Read"} <= ops[worker][("group", group_id(settings, worker), "literal")], worker
+    # ingest only writes; only ingest, api (opt-out, erasure) and notifier touch contacts.
+    assert not any("Read" in o for o in ops["ingest"].values())
+    contacts = ("topic", RESPONDENT_CONTACTS.name, "literal")
+    assert {w for w, o in ops.items() if contacts in o} == {"ingest", "api", "notifier", "operator", "topics-create"}
+    assert not any(k[0] == "group" for k in ops["ingest"]) and not any(k[0] == "group" for k in ops["api"])
+    for t in ALL_TOPICS:
+        assert any("Write" in o.get(("topic", t.name, "literal"), set())
+                   for w, o in ops.items() if w != "operator"), f"no workload writes {t.name}"
+        assert "Create" in ops["topics-create"][("topic", t.name, "literal")]
+    # Each workload's pod logs in as that user, with the cluster CA mounted.
+    for name in access.KAFKA_ACCESS:
+        if name == "operator":
+            continue
+        pod = workload_pod(docs, name)
+        main = pod["containers"][0]
+        env = {e["name"]: e for e in main["env"]}
+        assert env["FEEDBACK_KAFKA_USERNAME"]["value"] == access.user_name(name)
+        assert env["FEEDBACK_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": access.user_name(name), "key": "password"}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mount = next(m for m in main["volumeMounts"] if m["mountPath"] == "/etc/feedback/kafka-ca")
+        assert mount["readOnly"] is True
+        assert volumes[mount["name"]]["secret"]["secretName"] == KAFKA_CA_SECRET, name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -386,6 +509,13 @@ def test_keda_scales_each_worker_on_lag_within_its_partitions(overlay):
         assert meta["consumerGroup"] == f"feedback-{worker}", "faust app id"
         assert meta["topic"] == topic
         assert meta["bootstrapServersFromEnv"] == "FEEDBACK_KAFKA_BOOTSTRAP"
+        assert meta["sasl"] == "scram_sha512" and meta["tls"] == "enable"
+        auth = of_kind(docs, "TriggerAuthentication")[trigger["authenticationRef"]["name"]]["spec"]
+        names = {e["name"] for e in auth["env"]}
+        assert {e["parameter"] for e in auth["env"]} == {"username", "password"}
+        main_env = {e["name"] for e in deployments[worker]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert names <= main_env, f"{worker}: KEDA logs in as the worker"
+        assert auth["secretTargetRef"] == [{"parameter": "ca", "name": KAFKA_CA_SECRET, "key": "ca.crt"}]
         assert int(meta["lagThreshold"]) > 0
         main = deployments[worker]["spec"]["template"]["spec"]["containers"][0]
         assert "FEEDBACK_KAFKA_BOOTSTRAP" in env_names(docs, main)
@@ -470,16 +600,6 @@ def test_snapshot_repository_volume_and_backup_job(overlay):
 # --- checkov -----------------------------------------------------------------------------------
 
 
-def _checkov() -> str | None:
-    if os.environ.get("CHECKOV"):
-        return os.environ["CHECKOV"]
-    if shutil.which("checkov"):
-        return shutil.which("checkov")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    venv = Path(os.environ.get("CHECKOV_VENV") or cache / "feedback-pipeline" / "checkov-venv")
-    return str(venv / "bin" / "checkov") if (venv / "bin" / "checkov").exists() else None
-
-
 def test_checkov_skips_are_justified():
     config = yaml.safe_load((K8S / ".checkov.yaml").read_text())
     doc = (K8S / "CHECKOV.md").read_text()
@@ -488,14 +608,15 @@ def test_checkov_skips_are_justified():
 
 
 def test_checkov_scan_passes():
-    checkov = _checkov()
-    if not checkov:
-        pytest.skip("checkov is not installed (bash deploy/k8s/scan.sh installs it into a cache venv)")
-    env = dict(os.environ, CHECKOV=checkov, PYTHON=sys.executable)
+    """scan.sh uses $CHECKOV, checkov on PATH, or its pinned venv under the user cache, which
+    scripts/install.sh creates (and scan.sh itself on first use): never skipped."""
+    env = dict(os.environ, PYTHON=sys.executable)
     result = subprocess.run(["bash", str(K8S / "scan.sh")], cwd=ROOT, capture_output=True, text=True,
-                            env=env, timeout=600)
+                            env=env, timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Failed checks: 0" in result.stdout
+    kubernetes = re.search(r"kubernetes scan results:\s+Passed checks: (\d+)", result.stdout)
+    assert kubernetes and int(kubernetes.group(1)) > 1000, "the manifests were scanned"
 
 
 def test_secrets_example_covers_every_reference():
@@ -508,5 +629,69 @@ def test_secrets_example_covers_every_reference():
             for c in containers(d["spec"]["template"]["spec"]):
                 for e in c.get("env", []):
                     ref = e.get("valueFrom", {}).get("secretKeyRef")
-                    if ref and ref["name"] != "feedback-es-elastic-user":  # created by ECK
+                    # feedback-es-elastic-user is created by ECK, a KafkaUser's Secret by Strimzi.
+                    strimzi = {access.user_name(w) for w in access.KAFKA_ACCESS}
+                    if ref and ref["name"] != "feedback-es-elastic-user" and ref["name"] not in strimzi:
                         assert ref["key"] in example.get(ref["name"], set()), json.dumps(ref)
+
+
+# --- public ingress ----------------------------------------------------------------------------
+
+# Paths of the apps that must never be public: scraping, probes and the generated API docs.
+PRIVATE_PATHS = ("/metrics", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+
+
+def _ingress_backend(ingresses, host: str, path: str) -> str | None:
+    """The Service a request reaches (Kubernetes Prefix/Exact matching, longest path wins), or None."""
+    best: tuple[int, str] | None = None
+    for ing in ingresses:
+        for rule in ing["spec"]["rules"]:
+            if rule.get("host") != host:
+                continue
+            for p in rule["http"]["paths"]:
+                rule_path, kind = p["path"], p["pathType"]
+                if kind == "Exact":
+                    hit = path == rule_path
+                else:
+                    assert kind == "Prefix", "ImplementationSpecific matching differs by controller"
+                    parts, want = path.rstrip("/").split("/"), rule_path.rstrip("/").split("/")
+                    hit = parts[:len(want)] == want
+                if hit and (best is None or len(rule_path) > best[0]):
+                    best = (len(rule_path), p["backend"]["service"]["name"])
+    return best[1] if best else None
+
+
+def _app_paths(module: str) -> list[str]:
+    """Every route path of an HTTP app, path parameters filled in."""
+    import importlib
+
+    from services.settings import Settings
+
+    app = importlib.import_module(f"services.apps.{module}").create_app(Settings())
+    return sorted({re.sub(r"\{[^}]+\}", "x", r.path) for r in app.router.routes if hasattr(r, "path")})
+
+
+def test_public_ingress_publishes_the_apps_but_not_metrics_probes_or_api_docs():
+    docs = render("prod")
+    ingresses = list(of_kind(docs, "Ingress").values())
+    hosts = {r["host"]: {p["backend"]["service"]["name"] for p in r["http"]["paths"]}
+             for ing in ingresses for r in ing["spec"]["rules"]}
+    host_of = {next(iter(services)): host for host, services in hosts.items() if len(services) == 1}
+    for service in HTTP_SERVICES:
+        host = host_of[service]
+        paths = _app_paths(service)
+        assert set(PRIVATE_PATHS) <= set(paths), "the app should have them (or drop them here)"
+        for path in paths:
+            reached = _ingress_backend(ingresses, host, path)
+            if path in PRIVATE_PATHS:
+                assert reached is None, f"{host}{path} is public"
+            else:
+                assert reached == service, f"{host}{path} is not published"
+        for path in PRIVATE_PATHS:
+            for other in hosts:
+                assert _ingress_backend(ingresses, other, path) in (None, "feedback-kb-http"), f"{other}{path}"
+    # Concrete routes the public and the leads use.
+    assert _ingress_backend(ingresses, host_of["ingest"], "/v1/feedback/kiosk") == "ingest"
+    for path in ("/v1/opt-out", "/board/x/feed.json", "/console/login", "/v1/search", "/assets/console.js"):
+        assert _ingress_backend(ingresses, host_of["api"], path) == "api", path
+    assert _ingress_backend(ingresses, host_of["api"], "/v1x") is None, "Prefix matches whole segments"
