@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.topics import ERASURE_LAG_MS
+
 
 def default_cache_dir() -> Path:
     """Where downloads (Kafka, Elasticsearch) and model artifacts are cached."""
@@ -30,6 +32,11 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated.")
     topic_prefix: str = Field("", description="Prefix for every topic name (isolates tenants and tests).")
     topic_replication: int = Field(1, description="Replication factor used by `feedback topics create`.")
+    erasure_compaction_lag_ms: int = Field(
+        ERASURE_LAG_MS, gt=0,
+        description="Longest time an erased record stays readable on a compacted topic (respondent.contacts, "
+                    "the feedback topics, the notification log): their max.compaction.lag.ms and segment.ms, "
+                    "as `feedback topics create` sets them (also on existing topics).")
 
     # --- Elasticsearch -----------------------------------------------------------
     es_url: str = Field("http://127.0.0.1:19200", description="Elasticsearch URL.")

@@ -7,7 +7,6 @@ standard repair tools (see deploy/RUNBOOK.md).
 """
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,12 +15,15 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from tqdm import tqdm
 
 from pipelines.clock import parse_ts
+from pipelines.dead_letters import unseal
+from services.adapters.contacts_store import contact_vault
 from services.settings import Settings
 from services.topics import ALL_TOPICS, FEEDBACK_DLQ, FEEDBACK_ENRICHED, FEEDBACK_RECEIVED
 
 # Where a dead letter of each stage goes back in: the stage's input topic.
 STAGE_INPUT = {"enricher": FEEDBACK_RECEIVED.name, "indexer": FEEDBACK_ENRICHED.name}
 REDRIVE_GROUP = "feedback-dlq-redrive"
+DLQ_VERSIONS = (1, 2)  # 1: bytes in clear (before sealing), 2: sealed (pipelines/dead_letters.py)
 
 
 @dataclass
@@ -93,6 +95,11 @@ def redrive(settings: Settings, stage: str | None = None, dry_run: bool = False)
     ``feedback-dlq-redrive-<stage>``, so a dead letter is redriven at most once and a
     redrive of one stage leaves the others waiting. Rejected HTTP submissions (stage
     ``ingest``) have no topic to go back to: the client got a 4xx.
+
+    The original bytes are sealed with the contact key (pipelines/dead_letters.py) and
+    opened here with any of ``contact_keys``. A dead letter none of them opens stops the
+    redrive before anything is committed (ValueError naming the key id): retiring a key
+    too early must not quietly drop dead letters.
     """
     stages = [stage] if stage else sorted(STAGE_INPUT)
     unknown = [s for s in stages if s not in STAGE_INPUT]
@@ -105,6 +112,7 @@ def redrive(settings: Settings, stage: str | None = None, dry_run: bool = False)
 
 
 def _redrive_stage(settings: Settings, stage: str, dry_run: bool, report: ReplayReport) -> None:
+    vault = contact_vault(settings)
     consumer = KafkaConsumer(settings.topic(FEEDBACK_DLQ.name), bootstrap_servers=settings.kafka_bootstrap,
                              group_id=f"{settings.topic_prefix}{REDRIVE_GROUP}-{stage}", enable_auto_commit=False,
                              auto_offset_reset="earliest", consumer_timeout_ms=5000)
@@ -118,7 +126,15 @@ def _redrive_stage(settings: Settings, stage: str, dry_run: bool, report: Replay
                 continue
             if record.get("stage") != stage:
                 continue
-            original = base64.b64decode(record["original_b64"])
+            if record.get("schema_version") not in DLQ_VERSIONS:
+                report.skip("unreadable dead letter")
+                continue
+            try:
+                original = unseal(vault, record).original
+            except ValueError as exc:
+                raise ValueError(f"contact_keys: the dead letter at offset {msg.offset} was sealed with key id "
+                                 f"{record.get('key_id')!r}, which no configured key opens ({exc}); add that "
+                                 "key to FEEDBACK_CONTACT_KEYS (after the newest) and redrive again") from exc
             key = record.get("feedback_id") or _feedback_id(original)
             if not key:  # keyed topics (compacted ones) cannot take it; it stays in the DLQ
                 report.skip("no feedback_id to key it by")

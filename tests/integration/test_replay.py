@@ -6,7 +6,8 @@ import json
 import pytest
 from kafka import KafkaProducer
 
-from services.adapters.kafka_io import dead_letter
+from services.adapters.contacts_store import contact_vault
+from services.adapters.kafka_io import dead_letter as sealed_letter
 from services.ops.replay import redrive, replay
 
 pytestmark = pytest.mark.integration
@@ -35,6 +36,10 @@ def test_replay_copies_every_record_once_with_its_key(pipeline_env, topic_record
 def test_redrive_puts_dead_letters_back_on_their_input_once(pipeline_env, topic_records):
     _, settings = pipeline_env
     original = json.dumps({"feedback_id": "abc", "text": "x"}).encode()
+
+    def dead_letter(*args, **kwargs):  # noqa: ANN002, ANN003
+        return sealed_letter(*args, vault=contact_vault(settings), **kwargs)
+
     letters = [dead_letter("enricher", "model crashed", "RuntimeError", original, feedback_id="abc"),
                dead_letter("ingest", "bad body", "validation_failed", b"{}"),
                dead_letter("indexer", "es down", "ConnectionError", b'{"feedback_id": "def"}'),
