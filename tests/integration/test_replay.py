@@ -53,3 +53,17 @@ def test_redrive_puts_dead_letters_back_on_their_input_once(pipeline_env, topic_
     assert (b"def", b'{"feedback_id": "def"}') in topic_records(settings, "feedback.enriched")
     with pytest.raises(ValueError, match="stage"):
         redrive(settings, stage="ingest")
+
+
+def test_redrive_stops_on_a_dead_letter_no_contact_key_opens(pipeline_env, topic_records):
+    from cryptography.fernet import Fernet
+
+    from pipelines.vault import ContactVault
+
+    _, settings = pipeline_env
+    retired = ContactVault([Fernet.generate_key().decode()])
+    letter = sealed_letter("enricher", "boom", "RuntimeError", b'{"feedback_id": "ghi"}', vault=retired)
+    produce(settings, "feedback.dlq", [(None, json.dumps(letter).encode())])
+    with pytest.raises(ValueError, match="contact_keys"):
+        redrive(settings, stage="enricher")
+    assert (b"ghi", b'{"feedback_id": "ghi"}') not in topic_records(settings, "feedback.received")
