@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +27,18 @@ from pipelines.vault import ContactVault
 
 SCHEMA_VERSION = 2
 REASON_MAX = 2000
+# Feedback ids are UUIDs (pipelines/intake.py); anything else in their place stays sealed.
+_FEEDBACK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
 class Unsealed:
-    """What a redrive needs from a dead letter: the original bytes and the full reason."""
+    """What a redrive needs from a dead letter: the original bytes, the full reason and the
+    feedback_id it was keyed by (None if it had none)."""
 
     original: bytes
     reason: str
+    feedback_id: str | None = None
 
 
 def _in_clear(text: str) -> str:
@@ -46,9 +51,10 @@ def seal(vault: ContactVault, *, stage: str, reason: str, error_type: str, origi
          partition: int | None = None, offset: int | None = None) -> dict[str, Any]:
     """The feedback.dlq record (schema v2) of one failed record; ``original`` only sealed."""
     reason = reason[:REASON_MAX]
-    payload = {"reason": reason, "original_b64": base64.b64encode(original or b"").decode("ascii")}
+    payload = {"reason": reason, "original_b64": base64.b64encode(original or b"").decode("ascii"),
+               "feedback_id": feedback_id}
     # A feedback_id is a key we made; anything else in its place (a broken record) stays sealed.
-    clear_id = feedback_id if feedback_id is not None and _in_clear(feedback_id) == feedback_id else None
+    clear_id = feedback_id if feedback_id is not None and _FEEDBACK_ID.fullmatch(feedback_id) else None
     return {
         "schema_version": SCHEMA_VERSION,
         "stage": stage,
@@ -72,8 +78,9 @@ def unseal(vault: ContactVault, record: dict[str, Any]) -> Unsealed:
     """
     version = record.get("schema_version")
     if version == 1 and isinstance(record.get("original_b64"), str):
-        return Unsealed(base64.b64decode(record["original_b64"]), str(record.get("reason", "")))
+        return Unsealed(base64.b64decode(record["original_b64"]), str(record.get("reason", "")),
+                        record.get("feedback_id"))
     if version != SCHEMA_VERSION or not isinstance(record.get("sealed"), str):
         raise ValueError(f"dead letter: unknown schema_version {version!r}")
     payload = json.loads(vault.decrypt_bytes(record["sealed"], "dead letter"))
-    return Unsealed(base64.b64decode(payload["original_b64"]), payload["reason"])
+    return Unsealed(base64.b64decode(payload["original_b64"]), payload["reason"], payload.get("feedback_id"))

@@ -130,12 +130,13 @@ def _redrive_stage(settings: Settings, stage: str, dry_run: bool, report: Replay
                 report.skip("unreadable dead letter")
                 continue
             try:
-                original = unseal(vault, record).original
+                opened = unseal(vault, record)
             except ValueError as exc:
                 raise ValueError(f"contact_keys: the dead letter at offset {msg.offset} was sealed with key id "
                                  f"{record.get('key_id')!r}, which no configured key opens ({exc}); add that "
                                  "key to FEEDBACK_CONTACT_KEYS (after the newest) and redrive again") from exc
-            key = record.get("feedback_id") or _feedback_id(original)
+            original = opened.original
+            key = opened.feedback_id or _feedback_id(original)
             if not key:  # keyed topics (compacted ones) cannot take it; it stays in the DLQ
                 report.skip("no feedback_id to key it by")
                 continue

@@ -15,7 +15,8 @@ from services.adapters.kafka_io import dead_letter
 
 EMAIL, PHONE = "matti.meikalainen@example.fi", "040 123 4567"
 TEXT = "Lääkäri oli töykeä ja odotin neljä tuntia päivystyksessä"
-ORIGINAL = json.dumps({"feedback_id": "f-1", "text": TEXT, "contact": {"email": EMAIL, "phone": PHONE}},
+FID = "0b9e4c1e-2f7a-4c55-9d2e-8a1f3b6c7d90"
+ORIGINAL = json.dumps({"feedback_id": FID, "text": TEXT, "contact": {"email": EMAIL, "phone": PHONE}},
                       ensure_ascii=False).encode()
 # A schema error quotes the value it refused, as jsonschema does.
 REASON = f"schema: contact.email: '{EMAIL}' is not valid; contact.phone: '{PHONE}' is too long"
@@ -23,7 +24,7 @@ REASON = f"schema: contact.email: '{EMAIL}' is not valid; contact.phone: '{PHONE
 
 def _letter(vault: ContactVault) -> dict:
     return seal(vault, stage="enricher", reason=REASON, error_type="schema_violation", original=ORIGINAL,
-                failed_at="2026-01-02T03:04:05Z", feedback_id="f-1", topic="feedback.received",
+                failed_at="2026-01-02T03:04:05Z", feedback_id=FID, topic="feedback.received",
                 partition=2, offset=41)
 
 
@@ -32,7 +33,8 @@ def test_round_trip_gives_back_the_bytes_and_the_full_reason():
     letter = _letter(vault)
     assert event_errors("feedback.dlq", letter) == []
     opened = unseal(vault, letter)
-    assert opened.original == ORIGINAL and opened.reason == REASON
+    assert opened.original == ORIGINAL and opened.reason == REASON and opened.feedback_id == FID
+    assert letter["feedback_id"] == FID  # ours: a UUID, kept in clear for the redrive's key
 
 
 def test_no_contact_detail_or_text_is_in_clear():
@@ -52,7 +54,7 @@ def test_a_feedback_id_that_is_not_ours_stays_sealed():
     vault = ContactVault([Fernet.generate_key().decode()])
     letter = seal(vault, stage="indexer", reason="x", error_type="schema_violation", original=b"{}",
                   failed_at="2026-01-02T03:04:05Z", feedback_id=EMAIL)
-    assert letter["feedback_id"] is None
+    assert letter["feedback_id"] is None and unseal(vault, letter).feedback_id == EMAIL
 
 
 def test_rotated_keys_still_open_older_letters_and_a_foreign_key_is_refused():
