@@ -31,6 +31,9 @@ from devstack._proc import StackError, log_tail, port_open, stop_group, wipe
 log = logging.getLogger(__name__)
 
 _counter = itertools.count()
+# Recipients at this reserved domain are refused at RCPT with a reply that echoes the
+# address, as real relays do: tests use it to check that a receipt keeps only the code.
+REFUSED_DOMAIN = "refused.invalid"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,6 +44,13 @@ class MaildirHandler:
         self.maildir = Path(maildir)
         for sub in ("tmp", "new"):
             (self.maildir / sub).mkdir(parents=True, exist_ok=True)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address.lower().endswith("@" + REFUSED_DOMAIN):
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content

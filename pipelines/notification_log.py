@@ -71,3 +71,29 @@ def sent_in_window(log: RespondentLog, now: datetime, exclude: str | None = None
 def over_cap(log: RespondentLog, nid: str, now: datetime, max_per_week: int) -> bool:
     """Whether sending ``nid`` now would exceed the respondent's weekly cap (0 = no cap)."""
     return max_per_week > 0 and sent_in_window(log, now, exclude=nid) >= max_per_week
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a send failed, as a receipt may keep it: a coarse class and the channel's status
+    code (SMTP reply code, HTTP status), never the relay's reply text, which may echo the
+    address."""
+
+    error_class: str  # recipient_refused, rejected, unavailable, not_configured, no_address, error
+    status_code: int | None = None
+
+    def reason(self, deadline_passed: bool = False) -> str:
+        """The receipt's reason: e.g. ``recipient_refused (550)``."""
+        code = f" ({self.status_code})" if self.status_code is not None else ""
+        return f"{'delivery deadline passed: ' if deadline_passed else ''}{self.error_class}{code}"
+
+
+def receipt(note: dict[str, object], status: str, channel: str | None, attempts: int, at: str,
+            reason: str | None = None, language: str | None = None,
+            failure: Failure | None = None) -> dict[str, object]:
+    """The closure.deliveries receipt of one notification (no contact details, no relay text)."""
+    return {"schema_version": 1, "notification_id": note["notification_id"], "action_id": note["action_id"],
+            "respondent_ref": note["respondent_ref"], "channel": channel, "language": language,
+            "status": status, "attempts": attempts, "reason": reason,
+            "status_code": failure.status_code if failure else None,
+            "error_class": failure.error_class if failure else None, "at": at}

@@ -30,14 +30,21 @@ class ContactVault:
 
     def encrypt(self, contact: Contact) -> str:
         payload = json.dumps({k: v for k, v in asdict(contact).items() if v}, sort_keys=True)
-        return self._multi.encrypt(payload.encode("utf-8")).decode("ascii")
+        return self.encrypt_bytes(payload.encode("utf-8"))
 
     def decrypt(self, token: str) -> Contact:
+        return Contact(**json.loads(self.decrypt_bytes(token, "contact")))
+
+    def encrypt_bytes(self, data: bytes) -> str:
+        """Any bytes as a Fernet token under the newest key (dead letters use this too)."""
+        return self._multi.encrypt(data).decode("ascii")
+
+    def decrypt_bytes(self, token: str, what: str = "data") -> bytes:
+        """The bytes of a token made under any configured key; ValueError naming ``what`` if none fits."""
         try:
-            data = json.loads(self._multi.decrypt(token.encode("ascii")))
+            return self._multi.decrypt(token.encode("ascii"))
         except InvalidToken as exc:
-            raise ValueError("contact could not be decrypted with any configured key") from exc
-        return Contact(**data)
+            raise ValueError(f"{what} could not be decrypted with any configured key") from exc
 
     def rotate(self, token: str) -> str:
         """Re-encrypt a token under the newest key."""

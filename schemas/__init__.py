@@ -12,7 +12,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent
 EVENT_VERSIONS: dict[str, int] = {
     "feedback.received": 1,
     "feedback.enriched": 1,
-    "feedback.dlq": 1,
+    "feedback.dlq": 2,
     "feedback.trend_alerts": 1,
     "feedback.urgent_acks": 1,
     "respondent.contacts": 1,

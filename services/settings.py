@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.topics import ERASURE_LAG_MS
+
 
 def default_cache_dir() -> Path:
     """Where downloads (Kafka, Elasticsearch) and model artifacts are cached."""
@@ -79,6 +81,11 @@ class Settings(BaseSettings):
     kafka_ca_file: str | None = Field(
         None, description="PEM CA bundle that verifies the brokers' TLS certificates (Strimzi's cluster CA) "
                           "when the protocol is SSL or SASL_SSL; system CAs if unset or empty.")
+    erasure_compaction_lag_ms: int = Field(
+        ERASURE_LAG_MS, gt=0,
+        description="Longest time an erased record stays readable on a compacted topic (respondent.contacts, "
+                    "the feedback topics, the notification log): their max.compaction.lag.ms and segment.ms, "
+                    "as `feedback topics create` sets them (also on existing topics).")
 
     # --- Elasticsearch -----------------------------------------------------------
     es_url: str = Field("http://127.0.0.1:19200", description="Elasticsearch URL.")
@@ -297,12 +304,13 @@ SERVICES: tuple[str, ...] = tuple(SERVICE_PORTS)
 SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest_api_keys", "pseudonym_key", "contact_keys"),
     "api": ("api_tokens", "pseudonym_key", "contact_keys"),  # console sessions, opt-out links, erasure
-    "enricher": (),
-    "indexer": (),
-    "closure": (),
+    # The workers seal dead letters with the contact key (pipelines/dead_letters.py).
+    "enricher": ("contact_keys",),
+    "indexer": ("contact_keys",),
+    "closure": ("contact_keys",),
     "notifier": ("pseudonym_key", "contact_keys"),
     "trends": (),
-    "urgent": (),  # duty and escalation emails carry no secret of these
+    "urgent": ("contact_keys",),
 }
 
 

@@ -23,11 +23,16 @@ class TopicSpec:
     description: str = ""
 
 
-# Topics that hold one respondent's feedback are "compact,delete": time retention as
-# before, plus compaction so that an erasure's tombstone (null value under the
-# feedback_id) removes the record within about two days (segment.ms rolls the
-# segment, max.compaction.lag.ms forces the cleaner) instead of at retention.
-ERASABLE = {"min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(DAY_MS), "segment.ms": str(DAY_MS),
+# Topics that hold one respondent's data are compacted ("compact,delete" for the feedback
+# topics: time retention as before) so that an erasure's tombstone (a null value under
+# the key) removes the record within about two days instead of at retention:
+# max.compaction.lag.ms forces the cleaner onto a record that old and segment.ms rolls
+# the segment it is in (the active segment is never cleaned). Both follow the setting
+# ``erasure_compaction_lag_ms`` through :func:`topic_config` (`feedback topics create`);
+# the value here is its default and what the Strimzi topics are generated with.
+ERASURE_LAG_MS = DAY_MS
+ERASURE_LAG_KEYS = ("max.compaction.lag.ms", "segment.ms")
+ERASABLE = {"min.compaction.lag.ms": "0", **{k: str(ERASURE_LAG_MS) for k in ERASURE_LAG_KEYS},
             "delete.retention.ms": str(DAY_MS)}
 
 FEEDBACK_RECEIVED = TopicSpec(
@@ -61,8 +66,7 @@ URGENT_ACKS = TopicSpec(
 RESPONDENT_CONTACTS = TopicSpec(
     "respondent.contacts", "respondent_ref", "respondent.contacts", 3,
     # Compacted: the latest contact per respondent is the truth; a tombstone erases it.
-    {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "delete.retention.ms": str(DAY_MS),
-     "segment.ms": str(DAY_MS)},
+    {"cleanup.policy": "compact", **ERASABLE},
     "Encrypted contact details and consent, keyed by the pseudonymous respondent_ref.",
 )
 CLOSURE_ACTIONS = TopicSpec(
@@ -89,8 +93,7 @@ NOTIFICATION_LOG = TopicSpec(
     "closure.notification_log", "respondent_ref", "closure.notification_log", CLOSURE_NOTIFICATIONS.partitions,
     # The notifier's state (services/workers/notifier.py): compacted, so the latest log per respondent
     # is kept for as long as it has entries (400 days) and an erasure's tombstone removes it.
-    {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(DAY_MS),
-     "delete.retention.ms": str(DAY_MS), "segment.ms": str(DAY_MS)},
+    {"cleanup.policy": "compact", **ERASABLE},
     "The notifier's log per respondent: which notifications were sent, how, when (pseudonymous).",
 )
 GDPR_ERASURE = TopicSpec(
@@ -100,6 +103,15 @@ GDPR_ERASURE = TopicSpec(
     {"retention.ms": str(3 * 365 * DAY_MS), "cleanup.policy": "delete"},
     "Confirmation of each completed erasure of a respondent.",
 )
+
+
+def topic_config(spec: TopicSpec, erasure_lag_ms: int = ERASURE_LAG_MS) -> dict[str, str]:
+    """The configs a topic is created with: an erasable topic's lag keys set to ``erasure_lag_ms``."""
+    config = dict(spec.config)
+    if "max.compaction.lag.ms" in config:
+        config.update({k: str(erasure_lag_ms) for k in ERASURE_LAG_KEYS})
+    return config
+
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     FEEDBACK_RECEIVED,

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pipelines.contacts import Raw, clobbered, latest_by_key, needs_rotation
@@ -21,6 +22,16 @@ from schemas.validate import validate_event
 from services.adapters.kafka_io import kafka_security
 from services.settings import Settings
 from services.topics import RESPONDENT_CONTACTS
+
+
+def contact_vault(settings: Settings) -> ContactVault:
+    """The vault of the configured contact keys (newest first), built once per key list."""
+    return _vault(tuple(k.get_secret_value() for k in settings.contact_keys))
+
+
+@lru_cache(maxsize=4)
+def _vault(keys: tuple[str, ...]) -> ContactVault:
+    return ContactVault(list(keys))
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -152,7 +163,7 @@ def rotate_keys(settings: Settings, dry_run: bool = False, max_passes: int = 5) 
     snapshot are read back, and any newer value the rotation's stale copy overwrote is
     written again (rotated), until nothing was overwritten.
     """
-    vault = ContactVault([k.get_secret_value() for k in settings.contact_keys])
+    vault = contact_vault(settings)
     topic = settings.topic(RESPONDENT_CONTACTS.name)
     latest, ends = all_contacts(settings)
     report = RotationReport()

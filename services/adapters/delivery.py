@@ -2,6 +2,8 @@
 
 Each raises PermanentDeliveryError when retrying cannot help (a rejected address)
 and anything else for transient failures, which the notifier retries with backoff.
+:func:`failure_of` turns either into what a receipt keeps: a coarse class and the
+status code, never the relay's reply text (an SMTP 550 reply quotes the address).
 """
 from __future__ import annotations
 
@@ -12,16 +14,38 @@ from email.utils import formatdate
 import httpx
 
 from pipelines.messages import RenderedMessage
+from pipelines.notification_log import Failure
 from pipelines.vault import Contact
 from services.settings import Settings
 
 
 class PermanentDeliveryError(Exception):
-    """The message can never be delivered as addressed."""
+    """The message can never be delivered as addressed: a coarse class and the status code;
+    the message is built from those only."""
+
+    def __init__(self, error_class: str, status_code: int | None = None) -> None:
+        self.failure = Failure(error_class, status_code)
+        super().__init__(self.failure.reason())
 
 
 class NoAddressError(PermanentDeliveryError):
     """The contact has no address for the chosen channel."""
+
+    def __init__(self) -> None:
+        super().__init__("no_address")
+
+
+def failure_of(exc: BaseException) -> Failure:
+    """What a receipt may keep of a failed send: no text from the relay or the gateway."""
+    if isinstance(exc, PermanentDeliveryError):
+        return exc.failure
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return Failure("unavailable", exc.smtp_code)
+    if isinstance(exc, httpx.HTTPStatusError):
+        return Failure("unavailable", exc.response.status_code)
+    if isinstance(exc, (OSError, httpx.TransportError)):  # refused, reset, timed out
+        return Failure("unavailable")
+    return Failure("error")
 
 
 def message_id(settings: Settings, notification_id: str) -> str:
@@ -31,7 +55,7 @@ def message_id(settings: Settings, notification_id: str) -> str:
 
 def send_email(settings: Settings, contact: Contact, msg: RenderedMessage, notification_id: str) -> None:
     if not contact.email:
-        raise NoAddressError("no email address")
+        raise NoAddressError()
     mail = EmailMessage()
     mail["From"] = settings.mail_from
     mail["To"] = contact.email
@@ -74,36 +98,39 @@ def smtp_send(settings: Settings, mail: EmailMessage) -> None:
                 smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
             smtp.send_message(mail)
     except smtplib.SMTPRecipientsRefused as exc:
-        raise PermanentDeliveryError("recipient refused") from exc
+        codes = [code for code, _ in exc.recipients.values()]  # the reply texts stay here
+        if codes and all(400 <= c < 500 for c in codes):
+            raise smtplib.SMTPResponseException(codes[0], b"recipient deferred") from None  # transient
+        raise PermanentDeliveryError("recipient_refused", codes[0] if codes else None) from None
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600:
-            raise PermanentDeliveryError(f"smtp {exc.smtp_code}") from exc
+            raise PermanentDeliveryError("rejected", exc.smtp_code) from None
         raise
 
 
-def _post(url: str | None, payload: dict, notification_id: str, what: str) -> None:
+def _post(url: str | None, payload: dict, notification_id: str) -> None:
     if not url:
-        raise PermanentDeliveryError(f"{what} is not configured")
+        raise PermanentDeliveryError("not_configured")
     resp = httpx.post(url, json=payload, headers={"Idempotency-Key": notification_id}, timeout=15)
     if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
-        raise PermanentDeliveryError(f"{what} answered {resp.status_code}")
+        raise PermanentDeliveryError("rejected", resp.status_code)
     resp.raise_for_status()
 
 
 def send_sms(settings: Settings, contact: Contact, msg: RenderedMessage, notification_id: str) -> None:
     if not contact.phone:
-        raise NoAddressError("no phone number")
+        raise NoAddressError()
     _post(settings.sms_gateway_url, {"to": contact.phone, "text": f"{msg.subject}\n\n{msg.body}",
                                      "language": msg.language, "id": notification_id},
-          notification_id, "sms gateway")
+          notification_id)
 
 
 def send_push(settings: Settings, contact: Contact, msg: RenderedMessage, notification_id: str) -> None:
     if not contact.push_token:
-        raise NoAddressError("no push token")
+        raise NoAddressError()
     _post(settings.push_webhook_url, {"token": contact.push_token, "title": msg.subject, "body": msg.body,
                                       "language": msg.language, "id": notification_id},
-          notification_id, "push webhook")
+          notification_id)
 
 
 SENDERS = {"email": send_email, "sms": send_sms, "push": send_push}

@@ -1,12 +1,13 @@
 """Kafka serialisation, producers and the dead-letter record, shared by services."""
 from __future__ import annotations
 
-import base64
 import json
 import ssl
 from typing import Any
 
 from pipelines.clock import utc_now
+from pipelines.dead_letters import seal
+from pipelines.vault import ContactVault
 from schemas.validate import validate_event
 from services.settings import Settings
 
@@ -19,22 +20,13 @@ def loads(raw: bytes | str) -> Any:
     return json.loads(raw)
 
 
-def dead_letter(stage: str, reason: str, error_type: str, original: bytes | None, *,
+def dead_letter(stage: str, reason: str, error_type: str, original: bytes | None, *, vault: ContactVault,
                 feedback_id: str | None = None, topic: str | None = None,
                 partition: int | None = None, offset: int | None = None) -> dict[str, Any]:
-    """A feedback.dlq event: where it failed, why, and the original bytes for redrive."""
-    record = {
-        "schema_version": 1,
-        "stage": stage,
-        "reason": reason[:2000],
-        "error_type": error_type,
-        "failed_at": utc_now(),
-        "feedback_id": feedback_id,
-        "source_topic": topic,
-        "source_partition": partition,
-        "source_offset": offset,
-        "original_b64": base64.b64encode(original or b"").decode("ascii"),
-    }
+    """A valid feedback.dlq event: where it failed and why in clear, the original bytes sealed
+    with the contact key (pipelines/dead_letters.py) for a redrive to open."""
+    record = seal(vault, stage=stage, reason=reason, error_type=error_type, original=original,
+                  failed_at=utc_now(), feedback_id=feedback_id, topic=topic, partition=partition, offset=offset)
     validate_event("feedback.dlq", record)
     return record
 

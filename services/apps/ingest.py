@@ -115,10 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.INGEST_REQUESTS.labels(channel, "invalid").inc()
         reason = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)[:2000]
         try:
-            record = dead_letter("ingest", f"{channel}: {reason}", error, raw)
+            record = dead_letter("ingest", f"{channel}: {reason}", error, raw, vault=vault)
             await asyncio.wait_for(state["producer"].send_and_wait(settings.topic(FEEDBACK_DLQ.name), dumps(record)),
                                    settings.ingest_kafka_timeout_s)
-            metrics.DEAD_LETTERS.labels("ingest", error).inc()
+            metrics.DEAD_LETTERS.labels("ingest", record["error_type"]).inc()
         except Exception as exc:  # noqa: BLE001 - the 4xx answer matters more than the copy
             log.warning("ingest_dlq_failed", error=type(exc).__name__)
         log.info("ingest_rejected", channel=channel, fields=[e["field"] for e in errors])

@@ -126,9 +126,13 @@ def host_port(address: str, default_port: int) -> tuple[str, int]:
     return host, int(port or default_port)
 
 
-def kafka_check(bootstrap: str, required: bool) -> Check:
-    """A broker of ``bootstrap`` answers a metadata request."""
-    fix = "start Kafka or set FEEDBACK_KAFKA_BOOTSTRAP"
+def kafka_check(settings: Settings, required: bool) -> Check:
+    """A broker of ``settings.kafka_bootstrap`` answers a metadata request (with the configured
+    TLS and SASL login)."""
+    from services.adapters.kafka_io import kafka_security
+
+    bootstrap = settings.kafka_bootstrap
+    fix = "start Kafka or set FEEDBACK_KAFKA_BOOTSTRAP (and FEEDBACK_KAFKA_SECURITY_PROTOCOL, _USERNAME, _PASSWORD)"
     servers = [s for s in bootstrap.split(",") if s.strip()]
     if not any(tcp_answers(*host_port(s, 9092)) for s in servers):
         return Check("kafka", "FAIL" if required else "warn", f"nothing listens at {bootstrap}", fix)
@@ -136,7 +140,7 @@ def kafka_check(bootstrap: str, required: bool) -> Check:
         from kafka import KafkaAdminClient
 
         admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=5000, bootstrap_timeout_ms=5000,
-                                 client_id="feedback-doctor")
+                                 client_id="feedback-doctor", **kafka_security(settings))
         try:
             brokers = admin.describe_cluster().get("brokers", [])
         finally:
@@ -268,7 +272,7 @@ def gather(settings: Settings, with_ports: bool) -> list[Check]:
     found = [python_check()]
     if local:
         found += [java_check(), maven_check(), disk_check(settings.cache_dir, RUN_DISK_GB, "the local stack")]
-    kafka = kafka_check(settings.kafka_bootstrap, required=not local)
+    kafka = kafka_check(settings, required=not local)
     es = elasticsearch_check(settings, required=not local)
     smtp = smtp_check(settings.smtp_host, settings.smtp_port)
     ports = local_ports(settings, kafka, es) if local and with_ports else []

@@ -35,19 +35,17 @@ from pipelines import notification_log as nlog
 from pipelines.messages import render
 from pipelines.optout import opt_out_url
 from pipelines.units import units
-from pipelines.vault import ContactVault
 from schemas.validate import event_errors
 from services import metrics
 from services.workers.compacted_view import CompactedView
-from services.adapters.delivery import SENDERS, NoAddressError, PermanentDeliveryError
+from services.adapters.contacts_store import contact_vault
+from services.adapters.delivery import SENDERS, NoAddressError, PermanentDeliveryError, failure_of
 from services.workers.faults import DependencyUnavailable
 from services.adapters.kafka_io import aiokafka_producer, dumps
 from services.logs import get_logger
-from services.workers.processing import count_dead_letter
-from services.workers.runtime import Event, Outputs, WorkerSpec, group_id, run_worker
+from services.workers.runtime import Event, Outputs, WorkerSpec, group_id, run_worker, send_dead_letter
 from services.settings import Settings, get_settings
-from services.topics import (CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, FEEDBACK_DLQ, NOTIFICATION_LOG,
-                             RESPONDENT_CONTACTS)
+from services.topics import CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, NOTIFICATION_LOG, RESPONDENT_CONTACTS
 
 log = get_logger("notifier")
 STAGE = "notifier"
@@ -60,9 +58,8 @@ class Notifier:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.vault = ContactVault([k.get_secret_value() for k in settings.contact_keys])
+        self.vault = contact_vault(settings)
         self.pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
-        self.notifications_topic = settings.topic(CLOSURE_NOTIFICATIONS.name)
         self.log_topic = settings.topic(NOTIFICATION_LOG.name)
         self.contacts = CompactedView(settings, settings.topic(RESPONDENT_CONTACTS.name), self._on_contact,
                                       checked_by=f"{group_id(settings, STAGE)}-contacts")
@@ -86,7 +83,8 @@ class Notifier:
                 raise ValueError("; ".join(f"{e.field}: {e.problem}" for e in errors))
         except Exception as exc:  # noqa: BLE001
             if new:  # reported once: the reader remembers how far records were checked
-                await self._dead_letter(f"bad contact record: {exc}", type(exc).__name__, record)
+                await send_dead_letter(self.producer, self.settings, STAGE, record, f"bad contact record: {exc}",
+                                       type(exc).__name__)
             return None
         return record.value
 
@@ -106,33 +104,27 @@ class Notifier:
 
     # --- outputs --------------------------------------------------------------------------
 
-    async def _dead_letter(self, reason: str, error_type: str, record: Any) -> None:
-        body = count_dead_letter(STAGE, reason, error_type, record.value, topic=record.topic,
-                                 partition=record.partition, offset=record.offset)
-        await self.producer.send_and_wait(self.settings.topic(FEEDBACK_DLQ.name), value=body)
-
     async def _receipt(self, note: dict[str, Any], status: str, channel: str | None, attempts: int,
-                       reason: str | None = None, language: str | None = None) -> None:
-        body = {"schema_version": 1, "notification_id": note["notification_id"], "action_id": note["action_id"],
-                "respondent_ref": note["respondent_ref"], "channel": channel, "language": language,
-                "status": status, "attempts": attempts, "reason": reason, "at": utc_now()}
+                       reason: str | None = None, language: str | None = None,
+                       failure: nlog.Failure | None = None) -> None:
+        body = nlog.receipt(note, status, channel, attempts, utc_now(), reason, language, failure)
         metrics.NOTIFICATIONS.labels(channel or "none", status).inc()
         await self.producer.send_and_wait(self.settings.topic(CLOSURE_DELIVERIES.name),
                                           key=note["notification_id"].encode(), value=dumps(body))
 
     async def _finish(self, partition: int, note: dict[str, Any], entries: nlog.RespondentLog, status: str,
                       channel: str | None, attempts: int, reason: str | None = None,
-                      language: str | None = None) -> None:
+                      language: str | None = None, failure: nlog.Failure | None = None) -> None:
         """Record the outcome durably, then its receipt, then that the receipt went out."""
         now = datetime.now(timezone.utc)
         nid, ref_key = note["notification_id"], note["respondent_ref"].encode()
         if ref_key in self.erased.get(partition, ()):
             # Erased while the notification was on its way: nothing may be kept under their ref.
-            await self._receipt(note, status, channel, attempts, reason, language)
+            await self._receipt(note, status, channel, attempts, reason, language, failure)
             return
         entries = nlog.with_entry(entries, nid, nlog.Entry(status, now, False, channel, language, attempts), now)
         await self._write_log(partition, ref_key, entries)
-        await self._receipt(note, status, channel, attempts, reason, language)
+        await self._receipt(note, status, channel, attempts, reason, language, failure)
         await self._write_log(partition, ref_key, nlog.with_entry(entries, nid, nlog.Entry(
             status, now, True, channel, language, attempts), now))
         if status.startswith("skipped_"):
@@ -205,16 +197,18 @@ class Notifier:
                     await asyncio.get_running_loop().run_in_executor(None, sender, self.settings, contact, message,
                                                                      nid)
         except NoAddressError as exc:
-            await self._finish(partition, note, entries, "skipped_no_contact", channel, attempts, str(exc),
-                               message.language)
+            await self._finish(partition, note, entries, "skipped_no_contact", channel, attempts,
+                               f"no address for {channel}", message.language, exc.failure)
             return
         except Exception as exc:  # noqa: BLE001 - permanent, or transient after every retry
             if not isinstance(exc, PermanentDeliveryError) and not self._past_deadline(note, now):
                 # Still "sending" in the log: the next try resends with the same Message-ID.
                 raise DependencyUnavailable(f"{channel} unavailable: {type(exc).__name__}") from exc
-            reason = "" if isinstance(exc, PermanentDeliveryError) else "delivery deadline passed: "
+            # The class and status code only: a relay's reply text may echo the address.
+            failure = failure_of(exc)
             await self._finish(partition, note, entries, "failed", channel, attempts,
-                               f"{reason}{type(exc).__name__}: {exc}"[:500], message.language)
+                               failure.reason(deadline_passed=not isinstance(exc, PermanentDeliveryError)),
+                               message.language, failure)
             log.warning("notification_failed", notification_id=nid, channel=channel, error=type(exc).__name__)
             return
         metrics.NOTIFICATION_SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)

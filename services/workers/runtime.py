@@ -35,6 +35,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from schemas.validate import event_errors
 from services import metrics
 from services.workers.faults import is_kafka_error, is_transient
+from services.adapters.contacts_store import contact_vault
 from services.adapters.kafka_io import aiokafka_producer, kafka_security
 from services.logs import configure_logging, get_logger
 from services.workers.probe_server import ProbeServer
@@ -111,9 +112,11 @@ class Outputs:
 
     async def dead_letter(self, event: Event | Any, reason: str, error_type: str,
                           feedback_id: str | None = None) -> None:
-        """Send ``event``'s original bytes to feedback.dlq with the stage and reason."""
-        body = count_dead_letter(self.stage, reason, error_type, event.value, feedback_id=feedback_id,
-                                 topic=event.topic, partition=event.partition, offset=event.offset)
+        """Send ``event`` to feedback.dlq: stage and reason in clear, its bytes sealed with the
+        contact key (pipelines/dead_letters.py). ``event`` may be any Kafka record."""
+        body = count_dead_letter(self.stage, reason, error_type, event.value, vault=contact_vault(self.settings),
+                                 feedback_id=feedback_id, topic=event.topic, partition=event.partition,
+                                 offset=event.offset)
         await self.send(FEEDBACK_DLQ.name, body, key=(feedback_id or "").encode() or None)
 
     async def flush(self) -> None:
@@ -122,6 +125,14 @@ class Outputs:
 
 
 Handler = Callable[[list[Event], Outputs], Awaitable[None]]
+
+
+async def send_dead_letter(producer: Any, settings: Settings, stage: str, record: Event | Any, reason: str,
+                           error_type: str, feedback_id: str | None = None) -> None:
+    """Dead-letter one record outside a handler's attempt and wait until Kafka has it."""
+    out = Outputs(producer, settings, stage)
+    await out.dead_letter(record, reason, error_type, feedback_id)
+    await out.flush()
 
 
 class Abandoned(Exception):
@@ -316,14 +327,13 @@ class Worker(ConsumerRebalanceListener):
 
     async def _dead_letter(self, event: Event | Any, exc: BaseException | None = None,
                            letter: DeadLetter | None = None) -> None:
-        out = Outputs(self.producer, self.settings, self.spec.stage)
         if letter is None:
             assert exc is not None
             fid = (event.body or {}).get("feedback_id") if isinstance(event, Event) else None
             letter = DeadLetter(f"{type(exc).__name__}: {exc}"[:2000], type(exc).__name__,
                                 fid if isinstance(fid, str) else None)
-        await out.dead_letter(event, letter.reason, letter.error_type, letter.feedback_id)
-        await out.flush()
+        await send_dead_letter(self.producer, self.settings, self.spec.stage, event, letter.reason,
+                               letter.error_type, letter.feedback_id)
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         assert self.consumer is not None

@@ -78,7 +78,7 @@ def test_invalid_items_land_in_the_dead_letter_topic_with_a_reason(pipeline):
     dlq = read_topic(settings, "feedback.dlq")
     ingest = [d for d in dlq if d["stage"] == "ingest"]
     assert len(ingest) == len(sample_lines("invalid.jsonl")) == len(run.rejected)
-    assert all(d["reason"] and d["original_b64"] for d in ingest)
+    assert all(d["reason"] and d["sealed"] and "original_b64" not in d for d in ingest)
     assert all(400 <= status < 500 for _, status, _ in run.rejected)
     enricher = [d for d in dlq if d["stage"] == "enricher"]
     assert len(enricher) == 1 and "channel" in enricher[0]["reason"]

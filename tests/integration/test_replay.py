@@ -6,7 +6,8 @@ import json
 import pytest
 from kafka import KafkaProducer
 
-from services.adapters.kafka_io import dead_letter
+from services.adapters.contacts_store import contact_vault
+from services.adapters.kafka_io import dead_letter as sealed_letter
 from services.ops.replay import redrive, replay
 
 pytestmark = pytest.mark.integration
@@ -35,6 +36,10 @@ def test_replay_copies_every_record_once_with_its_key(pipeline_env, topic_record
 def test_redrive_puts_dead_letters_back_on_their_input_once(pipeline_env, topic_records):
     _, settings = pipeline_env
     original = json.dumps({"feedback_id": "abc", "text": "x"}).encode()
+
+    def dead_letter(*args, **kwargs):  # noqa: ANN002, ANN003
+        return sealed_letter(*args, vault=contact_vault(settings), **kwargs)
+
     letters = [dead_letter("enricher", "model crashed", "RuntimeError", original, feedback_id="abc"),
                dead_letter("ingest", "bad body", "validation_failed", b"{}"),
                dead_letter("indexer", "es down", "ConnectionError", b'{"feedback_id": "def"}'),
@@ -48,3 +53,17 @@ def test_redrive_puts_dead_letters_back_on_their_input_once(pipeline_env, topic_
     assert (b"def", b'{"feedback_id": "def"}') in topic_records(settings, "feedback.enriched")
     with pytest.raises(ValueError, match="stage"):
         redrive(settings, stage="ingest")
+
+
+def test_redrive_stops_on_a_dead_letter_no_contact_key_opens(pipeline_env, topic_records):
+    from cryptography.fernet import Fernet
+
+    from pipelines.vault import ContactVault
+
+    _, settings = pipeline_env
+    retired = ContactVault([Fernet.generate_key().decode()])
+    letter = sealed_letter("enricher", "boom", "RuntimeError", b'{"feedback_id": "ghi"}', vault=retired)
+    produce(settings, "feedback.dlq", [(None, json.dumps(letter).encode())])
+    with pytest.raises(ValueError, match="contact_keys"):
+        redrive(settings, stage="enricher")
+    assert (b"ghi", b'{"feedback_id": "ghi"}') not in topic_records(settings, "feedback.received")

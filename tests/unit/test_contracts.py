@@ -64,10 +64,14 @@ def test_validation_errors_name_fields():
 
 
 def test_dead_letter_record_is_valid_and_keeps_the_bytes():
-    import base64
+    from pipelines.dead_letters import unseal
+    from pipelines.vault import ContactVault
+    from services.settings import Settings
 
-    record = dead_letter("enricher", "boom", "ValueError", b"\x00raw")
-    assert base64.b64decode(record["original_b64"]) == b"\x00raw"
+    vault = ContactVault([k.get_secret_value() for k in Settings().contact_keys])
+    record = dead_letter("enricher", "boom", "ValueError", b"\x00raw", vault=vault)
+    assert event_errors("feedback.dlq", record) == []
+    assert unseal(vault, record).original == b"\x00raw"
 
 
 def test_documents_fit_the_strict_mapping():

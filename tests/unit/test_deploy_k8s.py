@@ -295,7 +295,8 @@ def test_the_secrets_table_matches_what_the_code_reads():
         "ingest": ["services/apps/ingest.py"],
         "api": ["services/apps", "services/ops/erasure.py", "services/adapters/es.py",
                 "services/adapters/contacts_store.py"],
-        "notifier": ["services/workers/notifier.py", "services/adapters/delivery.py"],
+        "notifier": ["services/workers/notifier.py", "services/adapters/delivery.py",
+                     "services/adapters/contacts_store.py"],  # contact_vault(settings)
         "es-setup": ["services/adapters/es.py"],
     }
     for workload, paths in readers.items():
