@@ -800,8 +800,10 @@ def redact(text: str) -> Redaction:
 
 def _detect(text: str) -> list[tuple[str, int, int]]:
     """(type, start, end) of every item found in the normalised ``text``."""
-    taken: list[tuple[str, int, int]] = []
-    view = text
+    # UUIDs (feedback ids, booking references) are not personal, but their digit groups look
+    # like phone numbers: claim them first so no detector sees them, and keep them as written.
+    taken: list[tuple[str, int, int]] = [(_KEEP, *m.span()) for m in _UUID.finditer(text)]
+    view = _mask(text, taken) if taken else text
     for kind, detect in _detectors(text):
         spans = detect(view)
         if len(spans) > 1:
@@ -814,4 +816,8 @@ def _detect(text: str) -> list[tuple[str, int, int]]:
                 added = True
         if added:
             view = _mask(text, taken)
-    return taken
+    return [t for t in taken if t[0] != _KEEP]
+
+
+_KEEP = "KEEP"
+_UUID = re.compile(r"(?<![\w-])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![\w-])", re.IGNORECASE)
