@@ -779,3 +779,26 @@ def test_overlays_change_settings_through_the_generator_not_patches(overlay):
         assert spec.get("target", {}).get("kind") != "ConfigMap", spec
     for spec in k.get("configMapGenerator", []):
         assert spec.get("behavior") == "merge", "the base generates feedback-config; overlays merge into it"
+
+
+# --- monitoring: the Grafana dashboards of compose, for the Grafana sidecar ---------------------
+
+DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_grafana_dashboards_config_map_holds_every_dashboard_file(overlay):
+    """One source: the ConfigMap is generated from deploy/grafana/dashboards, file for file."""
+    docs = render(overlay)
+    if not of_kind(docs, "PodMonitor"):
+        assert overlay != "prod", "prod is monitored by the Prometheus Operator"
+        pytest.skip(f"{overlay} has no Prometheus Operator component")
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"].get("labels", {}).get(
+        "grafana_dashboard") == "1"]
+    assert [d["metadata"]["name"] for d in dashboards] == ["feedback-grafana-dashboards"], \
+        "one ConfigMap, unhashed: the sidecar would load a renamed copy beside the old one"
+    data = dashboards[0]["data"]
+    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(DASHBOARDS.glob("*.json"))}
+    assert files and set(data) == set(files), "list every dashboard in deploy/grafana/kustomization.yaml"
+    for name, text in files.items():
+        assert json.loads(data[name]) == json.loads(text), name
