@@ -849,3 +849,16 @@ def test_prod_elasticsearch_keeps_mmap_and_node_tuning_raises_max_map_count():
 def test_dev_may_turn_mmap_off():
     (node_set,) = of_kind(render("dev"), "Elasticsearch")["feedback"]["spec"]["nodeSets"]
     assert node_set["config"]["node.store.allow_mmap"] is False, "dev clusters have no node-tuning"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_init_jobs_can_be_reapplied_by_the_runbook_command(overlay):
+    """Job templates are immutable: the RUNBOOK's one delete (by label) must catch every Job, and a TTL
+    removes finished ones, so an apply with a new image or ConfigMap never meets an old Job."""
+    runbook = (ROOT / "deploy" / "RUNBOOK.md").read_text()
+    command = "delete job -l app.kubernetes.io/component=init --ignore-not-found"
+    assert command in runbook
+    for name, job in of_kind(render(overlay), "Job").items():
+        assert job["metadata"]["labels"].get("app.kubernetes.io/component") == "init", name
+        assert 0 < job["spec"]["ttlSecondsAfterFinished"] <= 7 * 86400, name
+        assert "generateName" not in job["metadata"], "kubectl apply cannot create generated names"
