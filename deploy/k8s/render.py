@@ -7,13 +7,19 @@ Prefer ``kubectl kustomize`` (or ``kustomize build``) where it exists; this is t
 fallback for machines without it, and tests/unit/test_deploy_k8s.py checks that
 both give the same objects whenever kubectl is there. Supported: ``resources``
 (files and directories), ``components``, ``namespace``, ``images`` (newName,
-newTag, digest) and ``patches`` (strategic-merge documents or JSON 6902 lists,
-with an optional ``target`` of group/version/kind/name/namespace/labelSelector).
+newTag, digest), ``patches`` (strategic-merge documents or JSON 6902 lists,
+with an optional ``target`` of group/version/kind/name/namespace/labelSelector),
+and ``configMapGenerator`` / ``generatorOptions`` (``envs``, ``literals``, ``files``,
+``behavior`` create/merge/replace, ``options`` labels/annotations/
+disableNameSuffixHash/immutable) with kustomize's content-hash name suffix and the
+rewrite of every reference to a generated ConfigMap in pod templates.
 Anything else raises, so a kustomization that outgrows it fails loudly.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,12 @@ from typing import Any
 import yaml
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-SUPPORTED_KEYS = {"apiVersion", "kind", "resources", "components", "namespace", "images", "patches"}
+SUPPORTED_KEYS = {"apiVersion", "kind", "resources", "components", "namespace", "images", "patches",
+                  "configMapGenerator", "generatorOptions"}
+# Marks a generated ConfigMap until the outermost build names it (value: "hash" or "nohash").
+GENERATED = "render.py/generated"
+# Kinds whose pod template may refer to a ConfigMap.
+WORKLOADS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 
 # Kinds that have no namespace (the ones this repo could plausibly contain).
 CLUSTER_SCOPED = {
@@ -220,21 +231,160 @@ def _new_image(image: str, images: list[dict[str, Any]]) -> str:
     return ref + (f"@{digest}" if digest else "")
 
 
-def build(directory: Path | str) -> list[dict[str, Any]]:
-    """The objects a kustomization produces (kustomize's semantics for the supported subset)."""
-    directory = Path(directory)
+def _env_file(path: Path) -> dict[str, str]:
+    """kustomize's env-file reading: KEY=VALUE lines taken literally, # comments and blanks skipped."""
+    data: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise RenderError(f"{path}:{number}: no '=' (values from the environment are not supported)")
+        if key in data:
+            raise RenderError(f"{path}:{number}: {key} repeats (kustomize refuses it too)")
+        data[key] = value
+    return data
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _generate(directory: Path, spec: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """One ConfigMap of a configMapGenerator entry (named without its hash yet)."""
+    unknown = set(spec) - {"name", "namespace", "behavior", "envs", "literals", "files", "options"}
+    if unknown:
+        raise RenderError(f"configMapGenerator {spec.get('name')}: unsupported fields {sorted(unknown)}")
+    data: dict[str, str] = {}
+    for env in spec.get("envs", []):
+        data.update(_env_file(directory / env))
+    for literal in spec.get("literals", []):
+        key, _, value = literal.partition("=")
+        data[key] = _unquote(value)
+    for entry in spec.get("files", []):
+        key, sep, path = entry.partition("=")
+        path = path if sep else key
+        key = key if sep else Path(path).name
+        try:
+            data[key] = (directory / path).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RenderError(f"{directory / path}: binaryData is not supported") from exc
+    options = {**defaults, **spec.get("options", {})}
+    options["labels"] = {**defaults.get("labels", {}), **spec.get("options", {}).get("labels", {})}
+    options["annotations"] = {**defaults.get("annotations", {}), **spec.get("options", {}).get("annotations", {})}
+    metadata: dict[str, Any] = {"name": spec["name"]}
+    if "namespace" in spec:
+        metadata["namespace"] = spec["namespace"]
+    if options["labels"]:
+        metadata["labels"] = dict(options["labels"])
+    annotations = dict(options["annotations"])
+    annotations[GENERATED] = "nohash" if options.get("disableNameSuffixHash") else "hash"
+    metadata["annotations"] = annotations
+    cm: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+    if data:
+        cm["data"] = data
+    if options.get("immutable"):
+        cm["immutable"] = True
+    return cm
+
+
+def _run_generators(objects: list[dict[str, Any]], directory: Path, k: dict[str, Any]) -> None:
+    defaults = k.get("generatorOptions", {})
+    for spec in k.get("configMapGenerator", []):
+        cm = _generate(directory, spec, defaults)
+        behavior = spec.get("behavior", "create")
+        name, namespace = spec["name"], spec.get("namespace")
+        hits = [i for i, o in enumerate(objects) if o.get("kind") == "ConfigMap"
+                and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace]
+        if behavior == "create":
+            if hits:
+                raise RenderError(f"configMapGenerator {name}: exists already (use behavior merge or replace)")
+            objects.append(cm)
+        elif behavior in ("merge", "replace"):
+            if len(hits) != 1 or GENERATED not in objects[hits[0]]["metadata"].get("annotations", {}):
+                raise RenderError(f"configMapGenerator {name}: behavior {behavior} needs one generated ConfigMap")
+            old = objects[hits[0]]
+            if behavior == "merge":
+                merged = copy.deepcopy(old)
+                merged.setdefault("data", {}).update(cm.get("data", {}))
+                for field in ("labels", "annotations"):
+                    if cm["metadata"].get(field):
+                        merged["metadata"].setdefault(field, {}).update(cm["metadata"][field])
+                cm = merged
+            objects[hits[0]] = cm
+        else:
+            raise RenderError(f"configMapGenerator {name}: unknown behavior {behavior!r}")
+
+
+def _hash_suffix(cm: dict[str, Any]) -> str:
+    """kustomize's name suffix: sha256 of the ConfigMap's Go-JSON encoding, 10 characters, no vowels.
+
+    kustomize (v5) hashes with an empty name (checked against kubectl kustomize in the tests).
+    """
+    encoded: dict[str, Any] = {"kind": "ConfigMap", "name": "", "data": cm.get("data", {})}
+    if cm.get("immutable"):
+        encoded["immutable"] = True
+    text = json.dumps(encoded, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    return digest.translate(str.maketrans("013ae", "ghkmt"))
+
+
+def _rename_refs(node: Any, renames: dict[str, str]) -> None:
+    """Rewrite ConfigMap names in a pod template: envFrom, env valueFrom, volumes, projected volumes."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("configMapRef", "configMapKeyRef", "configMap") and isinstance(value, dict):
+                if value.get("name") in renames:
+                    value["name"] = renames[value["name"]]
+            _rename_refs(value, renames)
+    elif isinstance(node, list):
+        for item in node:
+            _rename_refs(item, renames)
+
+
+def _name_generated(objects: list[dict[str, Any]]) -> None:
+    """Give generated ConfigMaps their final (hashed) names and point every reference at them."""
+    renames: dict[str | None, dict[str, str]] = {}
+    for obj in objects:
+        meta = obj["metadata"]
+        mode = meta.get("annotations", {}).pop(GENERATED, None)
+        if mode is None:
+            continue
+        if not meta["annotations"]:
+            del meta["annotations"]
+        if mode == "hash":
+            new = f"{meta['name']}-{_hash_suffix(obj)}"
+            renames.setdefault(meta.get("namespace"), {})[meta["name"]] = new
+            meta["name"] = new
+    for obj in objects:
+        names = renames.get(obj["metadata"].get("namespace"))
+        if names and obj.get("kind") in WORKLOADS:
+            _rename_refs(obj.get("spec"), names)
+
+
+def _build(directory: Path) -> list[dict[str, Any]]:
     k = _load_kustomization(directory)
     objects: list[dict[str, Any]] = []
     for entry in k.get("resources", []):
         path = directory / entry
-        objects += build(path) if path.is_dir() else _load_docs(path)
+        objects += _build(path) if path.is_dir() else _load_docs(path)
+    # kustomize's order: resources, generators, components, then the transformers.
+    _run_generators(objects, directory, k)
     for entry in k.get("components", []):
         comp = directory / entry
         ck = _load_kustomization(comp)
         if ck.get("kind") != "Component":
             raise RenderError(f"{comp} is not a Component")
         for res in ck.get("resources", []):
-            objects += _load_docs(comp / res)
+            path = comp / res
+            objects += _build(path) if path.is_dir() else _load_docs(path)
+        _run_generators(objects, comp, ck)
         for spec in ck.get("patches", []):
             _apply_patch(objects, comp, spec)
     for spec in k.get("patches", []):
@@ -246,6 +396,13 @@ def build(directory: Path | str) -> list[dict[str, Any]]:
     if k.get("images"):
         for obj in objects:
             _set_images(obj, k["images"])
+    return objects
+
+
+def build(directory: Path | str) -> list[dict[str, Any]]:
+    """The objects a kustomization produces (kustomize's semantics for the supported subset)."""
+    objects = _build(Path(directory))
+    _name_generated(objects)
     return objects
 
 

@@ -52,6 +52,13 @@ for overlay in "$here"/overlays/*/; do
   fi
   echo "rendered overlay $name: $(grep -c '^kind:' "$out/$name.yaml") objects"
 done
+# The cluster-wide node setting for Elasticsearch (its own namespace; inline skips, CHECKOV.md).
+if command -v kubectl >/dev/null 2>&1 && kubectl kustomize "$here/node-tuning" >"$out/node-tuning.yaml" 2>"$out/node-tuning.err"; then
+  :
+else
+  "$python" "$here/render.py" "$here/node-tuning" >"$out/node-tuning.yaml"
+fi
+rm -f "$out"/*.err
 
 "$checkov" --config-file "$here/.checkov.yaml" --skip-download -d "$out"
 "$checkov" --framework dockerfile --compact --quiet --skip-download -f "$root/Dockerfile"

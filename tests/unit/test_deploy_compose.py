@@ -292,3 +292,50 @@ def test_constraints_pin_every_dependency_within_pyproject():
         assert req.specifier.contains(pins[name], prereleases=True), f"{req.name}=={pins[name]} vs {req.specifier}"
     assert "torch" in pins
     assert not any(n.startswith(("nvidia-", "cuda-")) for n in pins), "GPU wheels stay out of the CPU image"
+
+
+# --- obsolete keys and memory ---------------------------------------------------------------
+
+
+def test_no_obsolete_top_level_version_key():
+    """The Compose Specification has no `version:`; docker compose v2 warns that it is obsolete."""
+    assert "version" not in compose()
+    assert not re.search(r"^version:", COMPOSE_FILE.read_text(), re.M)
+
+
+def _bytes(size: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kmg]?)", str(size).lower()).groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+
+
+def _readme_memory_table() -> dict[str, str]:
+    text = (COMPOSE_DIR / "README.md").read_text()
+    section = text.split("## Memory", 1)[1].split("\n## ", 1)[0]
+    limits: dict[str, str] = {}
+    for row in re.findall(r"^\| ([^|]+) \| [^|]+ \| (\d+[kmg]) \|", section, re.M):
+        for name in row[0].split(","):
+            limits[name.strip()] = row[1]
+    return limits
+
+
+def test_every_service_has_a_memory_limit_documented_with_its_measurement():
+    services = compose()["services"]
+    table = _readme_memory_table()
+    for name, svc in services.items():
+        assert "mem_limit" in svc, f"{name}: no mem_limit (deploy.resources is ignored by docker-compose 1.x)"
+        assert "deploy" not in svc, f"{name}: use mem_limit, which both compose versions apply"
+        assert table.get(name) == str(svc["mem_limit"]), f"{name}: README 'Memory' table says {table.get(name)}"
+    assert set(table) == set(services), "the README table lists services compose does not have"
+    # Pipeline services: at least the 256 MiB floor (the README's headroom rule).
+    for name in (*PIPELINE, *FEEDBACK_JOBS):
+        assert _bytes(services[name]["mem_limit"]) >= 256 * 1024**2, name
+
+
+def test_jvm_limits_leave_room_beside_the_heap():
+    """Kafka needs off-heap memory beside its heap; Elasticsearch half the memory for Lucene."""
+    services = compose()["services"]
+    kafka_heap = re.search(r"-Xmx(\w+)", services["kafka"]["environment"]["KAFKA_HEAP_OPTS"]).group(1)
+    assert _bytes(services["kafka"]["mem_limit"]) >= 1.5 * _bytes(kafka_heap)
+    es_opts = re.search(r":-([^}]+)\}", services["elasticsearch"]["environment"]["ES_JAVA_OPTS"]).group(1)
+    es_heap = re.search(r"-Xmx(\w+)", es_opts).group(1)
+    assert _bytes(services["elasticsearch"]["mem_limit"]) >= 2 * _bytes(es_heap)

@@ -112,6 +112,15 @@ def workload_pod(docs, name: str) -> dict[str, Any]:
     raise AssertionError(f"no Deployment or Job {name}")
 
 
+FEEDBACK_CONFIG = re.compile(r"feedback-config-[a-z0-9]{10}")  # configMapGenerator's name + content hash
+
+
+def feedback_config(docs) -> dict[str, str]:
+    """Data of the generated ConfigMap feedback-config (its name carries a content hash)."""
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap" and FEEDBACK_CONFIG.fullmatch(d["metadata"]["name"])]
+    return config["data"]
+
+
 def env_names(docs, container: dict[str, Any]) -> set[str]:
     config_maps = of_kind(docs, "ConfigMap")
     names = {e["name"] for e in container.get("env", [])}
@@ -267,7 +276,7 @@ def test_secrets_only_by_reference_and_each_workload_gets_only_its_own(overlay):
 
     docs = render(overlay)
     secret_names = _secret_fields()
-    config = of_kind(docs, "ConfigMap")["feedback-config"]["data"]
+    config = feedback_config(docs)
     assert not secret_names & set(config), "secrets never in a ConfigMap"
     for key in config:
         assert key.removeprefix("FEEDBACK_").lower() in Settings.model_fields, f"{key} is not a setting"
@@ -388,7 +397,7 @@ def test_kafka_topics_match_topics_module(overlay):
     docs = render(overlay)
     topics = {d["spec"]["topicName"]: d for d in of_kind(docs, "KafkaTopic").values()}
     assert set(topics) == {t.name for t in ALL_TOPICS}
-    replication = int(of_kind(docs, "ConfigMap")["feedback-config"]["data"]["FEEDBACK_TOPIC_REPLICATION"])
+    replication = int(feedback_config(docs)["FEEDBACK_TOPIC_REPLICATION"])
     nodes = sum(p["spec"]["replicas"] for p in of_kind(docs, "KafkaNodePool").values()
                 if "broker" in p["spec"]["roles"])
     for t in ALL_TOPICS:
@@ -414,7 +423,7 @@ def test_strimzi_kafka_runs_kraft_with_a_node_pool(overlay):
     assert pools and all(p["metadata"]["labels"]["strimzi.io/cluster"] == "feedback" for p in pools.values())
     roles = {r for p in pools.values() for r in p["spec"]["roles"]}
     assert roles == {"controller", "broker"}
-    bootstrap = of_kind(docs, "ConfigMap")["feedback-config"]["data"]["FEEDBACK_KAFKA_BOOTSTRAP"]
+    bootstrap = feedback_config(docs)["FEEDBACK_KAFKA_BOOTSTRAP"]
     namespace = kafka["metadata"]["namespace"]
     assert bootstrap == f"feedback-kafka-bootstrap.{namespace}.svc:9093", "KEDA needs the namespaced address"
 
@@ -428,7 +437,7 @@ def test_kafka_listens_only_with_tls_and_scram_and_enforces_acls(overlay):
     assert all(x.get("authentication", {}).get("type") == "scram-sha-512" for x in listeners)
     assert [x["port"] for x in listeners] == [9093]
     assert kafka["authorization"]["type"] == "simple"
-    config = of_kind(docs, "ConfigMap")["feedback-config"]["data"]
+    config = feedback_config(docs)
     for key, value in KAFKA_CLIENT_CONFIG.items():
         assert config[key] == value, key
 
@@ -528,11 +537,11 @@ ES_CA_DIR = "/etc/feedback/es-ca"
 
 
 def _reads_feedback_config(container: dict[str, Any]) -> bool:
-    return any(s.get("configMapRef", {}).get("name") == "feedback-config" for s in container.get("envFrom", []))
+    return any(FEEDBACK_CONFIG.fullmatch(s.get("configMapRef", {}).get("name", "")) for s in container.get("envFrom", []))
 
 
 def _feedback_config_readers(docs) -> dict[str, dict[str, Any]]:
-    """Pod spec of every Deployment and Job with a container that reads ConfigMap feedback-config."""
+    """Pod spec of every Deployment and Job with a container that reads the generated feedback-config."""
     return {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs
             if d["kind"] in ("Deployment", "Job")
             and any(_reads_feedback_config(c) for c in containers(d["spec"]["template"]["spec"]))}
@@ -550,7 +559,7 @@ def test_eck_elasticsearch_and_kibana(overlay):
     # HTTPS with ECK's self-signed certificate, verified with ECK's CA.
     tls = es["spec"].get("http", {}).get("tls", {})
     assert not tls.get("selfSignedCertificate", {}).get("disabled"), "Elasticsearch HTTP TLS must stay on"
-    config = of_kind(docs, "ConfigMap")["feedback-config"]["data"]
+    config = feedback_config(docs)
     assert config["FEEDBACK_ES_URL"] == "https://feedback-es-http:9200"
     assert config["FEEDBACK_ES_CA_CERTS"] == f"{ES_CA_DIR}/ca.crt"
     readers = _feedback_config_readers(docs)
@@ -606,6 +615,17 @@ def test_checkov_skips_are_justified():
     doc = (K8S / "CHECKOV.md").read_text()
     for check in config.get("skip-check", []):
         assert re.search(rf"^\| {re.escape(check)} \|", doc, re.M), f"{check} skipped without a reason in CHECKOV.md"
+    # Skips on one resource (checkov.io/skipN annotations) need a reason there too, and only
+    # the node-tuning DaemonSet may have them.
+    for source in [*(render(o) for o in OVERLAYS), tuple(render_py.build(K8S / "node-tuning"))]:
+        for d in source:
+            skips = {k: v for k, v in d["metadata"].get("annotations", {}).items() if k.startswith("checkov.io/skip")}
+            if not skips:
+                continue
+            assert (d["kind"], d["metadata"]["name"]) == ("DaemonSet", "max-map-count"), d["metadata"]["name"]
+            for value in skips.values():
+                check, _, reason = value.partition("=")
+                assert reason and re.search(rf"^\| {re.escape(check)} \|", doc, re.M), value
 
 
 def test_checkov_scan_passes():
@@ -696,3 +716,150 @@ def test_public_ingress_publishes_the_apps_but_not_metrics_probes_or_api_docs():
     for path in ("/v1/opt-out", "/board/x/feed.json", "/console/login", "/v1/search", "/assets/console.js"):
         assert _ingress_backend(ingresses, host_of["api"], path) == "api", path
     assert _ingress_backend(ingresses, host_of["api"], "/v1x") is None, "Prefix matches whole segments"
+
+
+# --- upgrades: configuration changes roll the pods, Jobs re-apply ------------------------------
+
+
+def _config_map_refs(docs) -> list[tuple[str, str]]:
+    """(workload, ConfigMap name) for every reference in a pod template: envFrom, env, volumes."""
+    refs: list[tuple[str, str]] = []
+
+    def walk(node: Any, owner: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("configMapRef", "configMapKeyRef", "configMap") and isinstance(value, dict):
+                    refs.append((owner, value["name"]))
+                walk(value, owner)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, owner)
+
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"):
+            walk(d["spec"], f"{d['kind']}/{d['metadata']['name']}")
+    return refs
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_feedback_config_is_generated_with_a_content_hash_that_every_reader_uses(overlay):
+    """A configuration change renames the ConfigMap, so every Deployment and Job reading it rolls."""
+    docs = render(overlay)
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
+    hashed = {n for n in names if FEEDBACK_CONFIG.fullmatch(n)}
+    assert len(hashed) == 1 and "feedback-config" not in names, f"no hashed feedback-config in {sorted(names)}"
+    refs = _config_map_refs(docs)
+    assert refs, "nothing reads a ConfigMap"
+    dangling = [(owner, name) for owner, name in refs if name not in names]
+    assert not dangling, f"references to ConfigMaps that are not rendered (unhashed names?): {dangling}"
+    readers = {owner for owner, name in refs if name in hashed}
+    assert {f"Deployment/{s}" for s in PIPELINE} <= readers
+    assert {"Job/topics-create", "Job/es-setup", "Job/es-backup-setup"} <= readers
+
+
+def test_a_configuration_change_renames_the_config_map_and_its_references(tmp_path):
+    """The hash follows the content (render.py; kubectl too where it exists): pods roll on a change."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    before = render_py.build(copy / "overlays" / "dev")
+    env = copy / "overlays" / "dev" / "config.env"
+    text = env.read_text()
+    assert "FEEDBACK_LOG_LEVEL=DEBUG\n" in text
+    env.write_text(text.replace("FEEDBACK_LOG_LEVEL=DEBUG\n", "FEEDBACK_LOG_LEVEL=WARNING\n"))
+    after = render_py.build(copy / "overlays" / "dev")
+    assert feedback_config(after)["FEEDBACK_LOG_LEVEL"] == "WARNING"
+    old = {n for _, n in _config_map_refs(before) if FEEDBACK_CONFIG.fullmatch(n)}
+    new = {n for _, n in _config_map_refs(after) if FEEDBACK_CONFIG.fullmatch(n)}
+    assert len(old) == len(new) == 1 and old != new
+    binary = kubectl()
+    if binary:
+        out = subprocess.run([binary, "kustomize", str(copy / "overlays" / "dev")], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        theirs = {n for _, n in _config_map_refs([d for d in yaml.safe_load_all(out.stdout) if d])
+                  if FEEDBACK_CONFIG.fullmatch(n)}
+        assert theirs == new, "render.py's hash differs from kustomize's"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlays_change_settings_through_the_generator_not_patches(overlay):
+    """A strategic-merge patch on the ConfigMap would miss the hashed name: overlays merge instead."""
+    k = yaml.safe_load((K8S / "overlays" / overlay / "kustomization.yaml").read_text())
+    for spec in k.get("patches", []):
+        docs = yaml.safe_load_all((K8S / "overlays" / overlay / spec["path"]).read_text()) if "path" in spec else []
+        assert all(d.get("kind") != "ConfigMap" for d in docs if isinstance(d, dict)), spec
+        assert spec.get("target", {}).get("kind") != "ConfigMap", spec
+    for spec in k.get("configMapGenerator", []):
+        assert spec.get("behavior") == "merge", "the base generates feedback-config; overlays merge into it"
+
+
+# --- monitoring: the Grafana dashboards of compose, for the Grafana sidecar ---------------------
+
+DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_grafana_dashboards_config_map_holds_every_dashboard_file(overlay):
+    """One source: the ConfigMap is generated from deploy/grafana/dashboards, file for file."""
+    docs = render(overlay)
+    if not of_kind(docs, "PodMonitor"):
+        assert overlay != "prod", "prod is monitored by the Prometheus Operator"
+        pytest.skip(f"{overlay} has no Prometheus Operator component")
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"].get("labels", {}).get(
+        "grafana_dashboard") == "1"]
+    assert [d["metadata"]["name"] for d in dashboards] == ["feedback-grafana-dashboards"], \
+        "one ConfigMap, unhashed: the sidecar would load a renamed copy beside the old one"
+    data = dashboards[0]["data"]
+    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(DASHBOARDS.glob("*.json"))}
+    assert files and set(data) == set(files), "list every dashboard in deploy/grafana/kustomization.yaml"
+    for name, text in files.items():
+        assert json.loads(data[name]) == json.loads(text), name
+
+
+# --- Elasticsearch's virtual memory ---------------------------------------------------------------
+
+
+def test_prod_elasticsearch_keeps_mmap_and_node_tuning_raises_max_map_count():
+    """Elastic advises against allow_mmap: false in production; the nodes get the sysctl instead."""
+    for node_set in of_kind(render("prod"), "Elasticsearch")["feedback"]["spec"]["nodeSets"]:
+        assert node_set["config"].get("node.store.allow_mmap", True) is not False, node_set["name"]
+    docs = render_py.build(K8S / "node-tuning")
+    binary = kubectl()
+    if binary:
+        out = subprocess.run([binary, "kustomize", str(K8S / "node-tuning")], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert [d for d in yaml.safe_load_all(out.stdout) if d] == sorted(docs, key=render_py._order)
+    (namespace,) = of_kind(docs, "Namespace").values()
+    # Privileged pods are refused under `baseline`, which the pipeline's namespace enforces:
+    # the setter must live in a namespace of its own.
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert namespace["metadata"]["name"] not in {d["metadata"]["namespace"] for o in OVERLAYS for d in render(o)
+                                                 if d["kind"] != "Namespace"}
+    setter = of_kind(docs, "DaemonSet")["max-map-count"]
+    assert setter["metadata"]["namespace"] == namespace["metadata"]["name"]
+    pod = setter["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["securityContext"]["privileged"] is True
+    assert "vm.max_map_count=262144" in " ".join(init["command"])
+    for c in pod["containers"]:
+        assert not c["securityContext"].get("privileged") and c["securityContext"]["runAsNonRoot"] is True
+        assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_dev_may_turn_mmap_off():
+    (node_set,) = of_kind(render("dev"), "Elasticsearch")["feedback"]["spec"]["nodeSets"]
+    assert node_set["config"]["node.store.allow_mmap"] is False, "dev clusters have no node-tuning"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_init_jobs_can_be_reapplied_by_the_runbook_command(overlay):
+    """Job templates are immutable: the RUNBOOK's one delete (by label) must catch every Job, and a TTL
+    removes finished ones, so an apply with a new image or ConfigMap never meets an old Job."""
+    runbook = (ROOT / "deploy" / "RUNBOOK.md").read_text()
+    command = "delete job -l app.kubernetes.io/component=init --ignore-not-found"
+    assert command in runbook
+    for name, job in of_kind(render(overlay), "Job").items():
+        assert job["metadata"]["labels"].get("app.kubernetes.io/component") == "init", name
+        assert 0 < job["spec"]["ttlSecondsAfterFinished"] <= 7 * 86400, name
+        assert "generateName" not in job["metadata"], "kubectl apply cannot create generated names"
