@@ -177,6 +177,24 @@ def board_quotes(sources: list[dict[str, Any]], lang: str, n: int = BOARD_QUOTES
     return pick_quotes(ordered, ("fi", "sv", "en"), n)
 
 
+BOARD_DAYS = 90  # the board counts thanks received in this many days before now
+BOARD_TEXT = {
+    "fi": {"title": "Kiitokset", "count": "kiitosta ja myönteistä palautetta viimeisten {days} päivän aikana"},
+    "sv": {"title": "Tack", "count": "tack och positiv respons under de senaste {days} dagarna"},
+    "en": {"title": "Thanks", "count": "thanks and positive feedback in the last {days} days"},
+}
+
+
+@dataclass(frozen=True)
+class BoardThanks:
+    """What the public board shows of a unit's thanks: a count, and quotes only for a unit that
+    opted in to the thanks digest (its decision to celebrate them) and only by public_quote."""
+
+    count: int
+    days: int
+    quotes: tuple[Quote, ...]
+
+
 # --- the digest --------------------------------------------------------------------------------
 
 
