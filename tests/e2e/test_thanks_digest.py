@@ -4,7 +4,8 @@ Feedback of one week and the week before goes into the index through the indexer
 document builder and bulk lines (redacted text, as the enricher leaves it): thanks, a
 complaint and an urgent item for turku-ed (opted in, digest in Finnish and Swedish), thanks
 for salo-ed (not opted in). `feedback insights thanks-digest --week` runs as the CronJob runs
-it; the SMTP sink then holds exactly one digest, to turku-ed's team address, with the counts
+it, first with the SMTP relay unreachable (the job fails and records nothing), then for real;
+the SMTP sink then holds exactly one digest, to turku-ed's team address, with the counts
 against the previous week and the quotes in the unit's languages; salo-ed's team got
 nothing; a rerun sends nothing new.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -62,6 +64,13 @@ def digest_job(env: dict[str, str], *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def digests(maildir) -> list:
     return [m for m in read_mailbox(maildir) if m["X-Thanks-Digest"]]
 
@@ -77,6 +86,14 @@ def test_the_opted_in_team_gets_one_digest_with_quotes_and_counts_and_a_rerun_se
     env, settings, es, maildir = indexed
     # The sink is shared by the session (and kept between runs): only what this run adds counts.
     before = {m["Message-ID"] for m in digests(maildir)}
+    # The SMTP relay down: the job fails (exit 1, so the CronJob retries), records nothing, sends nothing.
+    down = subprocess.run([sys.executable, "-m", "services.cli", "insights", "thanks-digest", "--week", WEEK],
+                          env={**os.environ, **env, "PYTHONPATH": str(ROOT), "FEEDBACK_SMTP_PORT": str(closed_port())},
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert down.returncode == 1, down.stderr[-2000:]
+    assert list(json.loads(down.stdout.strip().splitlines()[-1])["failed"]) == ["turku-ed"]
+    assert not es.exists(index=f"{settings.index_alias}-digests", id=f"thanks-turku-ed-{WEEK}")
+
     report = digest_job(env, "--week", WEEK)
     assert report["sent"] == ["turku-ed"] and not report["failed"]
     assert set(report["no_thanks"]) == {"parainen-hc", "turku-dental"}, "opted in, but nothing to thank for"

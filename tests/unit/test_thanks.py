@@ -117,3 +117,35 @@ def test_markdown_export_groups_by_unit_and_renders_no_markup():
     assert "\\[klikkaa\\]\\(http://evil.example\\)" in md and "\\<img src=x\\>" in md
     assert "\n# otsikko" not in md and "\\# otsikko" in md
     assert "(no quotes picked yet)" in thanks.training_markdown([], "x")
+
+
+def test_the_digest_job_pushes_its_counter_to_a_pushgateway_when_one_is_set():
+    """A CronJob ends before any scrape: its counter goes to the Pushgateway (a real HTTP server here)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from services.ops.thanks_digest import push_metrics
+    from services.settings import Settings
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:  # noqa: N802 - the http.server interface
+            received.append(("PUT", self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert push_metrics(Settings()) is False, "nothing configured, nothing pushed"
+        assert push_metrics(Settings(metrics_pushgateway_url=f"http://127.0.0.1:{server.server_port}")) is True
+    finally:
+        server.shutdown()
+        server.server_close()
+    [(method, path, body)] = received
+    assert path == "/metrics/job/feedback-thanks-digest"
+    assert b"feedback_thanks_digests_total" in body and b"feedback_ingest" not in body, "only the job's counter"
