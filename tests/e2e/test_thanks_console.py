@@ -6,14 +6,18 @@ and turku-dental. The board shows every unit's count, but quotes only for the op
 only those with nothing redacted. In the console an emergency lead sees only emergency thanks,
 picks two into the training set (one a would-be spreadsheet formula) and downloads it as CSV
 (formula defused) and Markdown; a dental lead can neither pick nor export emergency quotes; a
-signed-in user without service areas reads nothing (403).
+signed-in user without service areas reads nothing (403). Last, a lead picks a quote in real
+Chromium; the screenshots go to artifacts/screenshots/ (gitignored), as the console browser test's.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import pytest
@@ -139,3 +143,38 @@ def test_other_areas_and_users_without_areas_see_and_pick_nothing(world):
     nobody, _ = console(url, "nobody")
     assert nobody.get("/console/thanks").status_code == 403
     assert nobody.get("/console/thanks/training.csv").status_code == 403
+
+
+CHROMIUM = os.environ.get("FEEDBACK_TEST_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+def test_a_lead_picks_a_quote_in_the_browser(world):
+    """The thanks page in real Chromium (no script needed: plain forms); screenshots for the README."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, ids = world
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100}, timezone_id="Europe/Helsinki")
+            page.goto(f"{url}/console/login")
+            page.fill("#token", TOKENS["ed-lead"])
+            page.click("#sign-in")
+            page.click("#thanks-link")
+            item = page.locator(f"#item-{ids['salo']}")
+            expect(item).to_contain_text(ITEMS["salo"][2])
+            picked_before = int(page.inner_text("#picked-count"))
+            item.locator("button.pick").click()
+            expect(page.locator(f"#item-{ids['salo']} .picked")).to_be_visible()
+            assert int(page.inner_text("#picked-count")) == picked_before + 1
+            page.screenshot(path=str(SHOTS / "06-thanks-console.png"), full_page=True)
+            page.goto(f"{url}/board/turku-ed?lang=fi")
+            expect(page.locator("#thanks-count")).to_have_text("3")
+            page.screenshot(path=str(SHOTS / "07-board-thanks.png"), full_page=True)
+        finally:
+            browser.close()
