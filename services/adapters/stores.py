@@ -36,10 +36,6 @@ def urgent_index(alias: str) -> str:
     return f"{alias}-urgent"
 
 
-def digests_index(alias: str) -> str:
-    return f"{alias}-digests"
-
-
 def training_index(alias: str) -> str:
     return f"{alias}-training"
 

@@ -24,7 +24,7 @@ from pipelines import thanks
 from pipelines.units import Unit, units
 from services import metrics
 from services.adapters.delivery import send_staff_email
-from services.adapters.stores import digests_index, ensure_index
+from services.adapters.stores import ensure_index
 from services.logs import get_logger
 from services.settings import Settings
 

@@ -130,6 +130,9 @@ def test_a_lead_picks_quotes_of_their_area_and_exports_them_safely(world):
 def test_other_areas_and_users_without_areas_see_and_pick_nothing(world):
     url, ids = world
     dental, csrf = console(url, "dental-lead")
+    listed = dental.get("/console/api/thanks").json()["items"]
+    assert [i["feedback_id"] for i in listed] == [ids["dental"]]
+    assert not {"respondent_ref", "embedding"} & {k for i in listed for k in i}
     page = dental.get("/console/thanks").text
     assert f'id="item-{ids["dental"]}"' in page and f'id="item-{ids["warm"]}"' not in page
     assert dental.post("/console/api/thanks/picks", json={"feedback_id": ids["warm"]},
