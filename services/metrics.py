@@ -158,6 +158,18 @@ URGENT_OPEN = Gauge(
     ["service_area"],
 )
 
+# Thanks to the team (services/ops/thanks_digest.py, services/apps/thanks_console.py).
+THANKS_DIGESTS = Counter(
+    "feedback_thanks_digests_total",
+    "Weekly thanks digests by outcome (sent; already_sent: a rerun found the unit's record; no_thanks: "
+    "nothing to thank for that week; failed: the SMTP server refused or was unreachable).",
+    ["outcome"],
+)
+THANKS_QUOTES_PICKED = Counter(
+    "feedback_thanks_quotes_picked_total",
+    "Quotes service leads picked into the thanks training set in the console.",
+)
+
 
 def exposition() -> tuple[bytes, str]:
     """Every metric in the Prometheus text format, and its content type as aiohttp wants it

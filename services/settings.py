@@ -205,6 +205,9 @@ class Settings(BaseSettings):
         "escalated to its service area's address (schemas/units.json).")
     urgent_check_interval_s: float = Field(
         15.0, gt=0, description="How often the urgent worker looks for items to escalate and refreshes its gauge.")
+    metrics_pushgateway_url: str | None = Field(
+        None, description="Prometheus Pushgateway that scheduled jobs (`feedback insights thanks-digest`) push "
+        "their counters to when they finish (a job ends before any scrape); unset: not pushed.")
 
     # --- Operations -----------------------------------------------------------------
     port: int | None = Field(None, description="HTTP port of this service (health, metrics, API); default per service.")

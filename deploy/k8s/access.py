@@ -125,6 +125,9 @@ SECRETS: dict[str, tuple[str, ...]] = {
     # urgent-item state (Elasticsearch), dead letters, duty and escalation emails.
     "urgent": (*ES_APP_USER, "FEEDBACK_CONTACT_KEYS", "FEEDBACK_SMTP_USERNAME", "FEEDBACK_SMTP_PASSWORD"),
     "topics-create": (),
+    # The weekly thanks digest (CronJob; services/ops/thanks_digest.py): reads feedback and records
+    # sent digests in Elasticsearch, mails team addresses through the SMTP relay. No Kafka user.
+    "thanks-digest": (*ES_APP_USER, "FEEDBACK_SMTP_USERNAME", "FEEDBACK_SMTP_PASSWORD"),
     # Index template and index as the least-privilege app user.
     "es-setup": ES_APP_USER,
 }

@@ -5,7 +5,9 @@ urgent worker own.
 written by the closure worker from closure.actions; read by the console and the
 public board). ``<alias>-erasures``: the refs of erased respondents (written by the
 erasure, read by the indexer to drop feedback still in flight). ``<alias>-urgent``: the state of
-urgent items (written by the urgent worker, read by the console).
+urgent items (written by the urgent worker, read by the console). ``<alias>-digests``: the
+thanks digests sent (written by the digest job, so a rerun does not resend). ``<alias>-training``:
+the quotes leads picked into the thanks training set (written and read by the console).
 
 Writers create them on first use with the strict mappings from schemas/elasticsearch,
 so no separate setup step can be forgotten; readers treat a missing index as empty.
@@ -18,7 +20,8 @@ from typing import Any
 from schemas import load_json
 
 SIDE_INDICES = {"actions": "elasticsearch/actions-index.json", "erasures": "elasticsearch/erasures-index.json",
-                "urgent": "elasticsearch/urgent-index.json"}
+                "urgent": "elasticsearch/urgent-index.json", "digests": "elasticsearch/digests-index.json",
+                "training": "elasticsearch/training-index.json"}
 
 
 def actions_index(alias: str) -> str:
@@ -31,6 +34,10 @@ def erasures_index(alias: str) -> str:
 
 def urgent_index(alias: str) -> str:
     return f"{alias}-urgent"
+
+
+def training_index(alias: str) -> str:
+    return f"{alias}-training"
 
 
 def _body(kind: str) -> dict[str, Any]:

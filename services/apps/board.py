@@ -3,15 +3,20 @@
 No authentication: it shows what service leads chose to publish (title, message,
 themes, period, date) and how much feedback each action answers, counted live
 from the feedback index (so erased feedback stops counting). Never who published,
-respondent refs or feedback text (pipelines/board.py picks the public fields).
+respondent refs or feedback text (pipelines/board.py picks the public fields), with one
+exception: a unit that opted in to the thanks digest shows a few thank-yous that passed
+pipelines/thanks.public_quote (short, nothing redacted in them); every unit shows its
+count of thanks.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
+from pipelines import thanks
 from pipelines.board import HEADINGS, LANGUAGES, BoardEntry, board_entries, board_language, json_feed
 from pipelines.units import service_areas, units
 from services.settings import Settings
@@ -35,6 +40,21 @@ async def load_board(es: Any, alias: str, unit: str, lang: str, size: int = BOAR
                                                             "size": len(ids)}}})
         counts = {b["key"]: b["doc_count"] for b in agg["aggregations"]["by_action"]["buckets"]}
     return board_entries(actions, counts, lang)
+
+
+async def load_thanks(es: Any, alias: str, unit: str, lang: str, now: datetime | None = None) -> thanks.BoardThanks:
+    """The unit's thanks of the last BOARD_DAYS (relative to now): the count, and public quotes
+    if the unit opted in to the thanks digest."""
+    now = now or datetime.now(timezone.utc)
+    query = thanks.period_query(unit, now - timedelta(days=thanks.BOARD_DAYS), now)
+    count = int((await es.count(index=alias, query=query))["count"])
+    opt_in = units()[unit].thanks_digest
+    quotes: tuple[thanks.Quote, ...] = ()
+    if count and opt_in and opt_in.enabled:
+        resp = await es.search(index=alias, size=thanks.QUOTE_POOL, query=query, source=thanks.QUOTE_FIELDS,
+                               sort=thanks.QUOTE_SORT)
+        quotes = tuple(thanks.board_quotes([h["_source"] for h in resp["hits"]["hits"]], lang))
+    return thanks.BoardThanks(count, thanks.BOARD_DAYS, quotes)
 
 
 def _public(response: Response) -> Response:
@@ -72,9 +92,11 @@ def board_router(settings: Settings, state: dict[str, Any]) -> APIRouter:
         known(unit)
         lang = board_language(lang)
         entries = await load_board(state["es"], settings.index_alias, unit, lang)
+        unit_thanks = await load_thanks(state["es"], settings.index_alias, unit, lang)
         return _public(templates.TemplateResponse(request, "board.html", {
             "lang": lang, "t": HEADINGS[lang], "unit": unit, "unit_name": units()[unit].names[lang],
-            "entries": entries, "languages": LANGUAGES, "feed_url": f"/board/{unit}/feed.json?lang={lang}"}))
+            "entries": entries, "languages": LANGUAGES, "feed_url": f"/board/{unit}/feed.json?lang={lang}",
+            "thanks": unit_thanks, "tt": thanks.BOARD_TEXT[lang]}))
 
     @router.get("/board/{unit}/feed.json", summary="Published actions of a unit as a JSON Feed 1.1")
     async def board_feed(unit: str, lang: str = "fi") -> Response:

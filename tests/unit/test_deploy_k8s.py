@@ -33,7 +33,8 @@ from services.settings import SERVICE_PORTS  # noqa: E402
 PIPELINE = tuple(SERVICE_PORTS)
 HTTP_SERVICES = ("ingest", "api")
 # Workloads that compose and Kubernetes both run, with the same command and settings.
-SHARED_WORKLOADS = (*PIPELINE, "topics-create", "es-setup", "kibana-import")
+SHARED_WORKLOADS = (*PIPELINE, "topics-create", "es-setup", "kibana-import", "thanks-digest")
+SCHEDULED = ("thanks-digest",)  # CronJobs (compose: profile `jobs`, run by an operator's scheduler)
 # Faust workers: input topic of each (the KEDA lag trigger).
 WORKER_INPUT = {
     "enricher": "feedback.received",
@@ -105,11 +106,17 @@ def group_of(doc: dict[str, Any]) -> str:
     return api.split("/")[0] if "/" in api else ""
 
 
+def pod_template(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a Deployment, Job or CronJob."""
+    spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+    return spec["template"]
+
+
 def workload_pod(docs, name: str) -> dict[str, Any]:
     for d in docs:
-        if d["kind"] in ("Deployment", "Job") and d["metadata"]["name"] == name:
-            return d["spec"]["template"]["spec"]
-    raise AssertionError(f"no Deployment or Job {name}")
+        if d["kind"] in ("Deployment", "Job", "CronJob") and d["metadata"]["name"] == name:
+            return pod_template(d)["spec"]
+    raise AssertionError(f"no Deployment, Job or CronJob {name}")
 
 
 FEEDBACK_CONFIG = re.compile(r"feedback-config-[a-z0-9]{10}")  # configMapGenerator's name + content hash
@@ -223,6 +230,27 @@ def test_jobs_run_non_root_with_limits(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_thanks_digest_runs_weekly_once_at_a_time_non_root_and_may_send_mail(overlay):
+    docs = render(overlay)
+    cron = of_kind(docs, "CronJob")["thanks-digest"]["spec"]
+    assert cron["schedule"] == "0 6 * * 1" and cron["timeZone"] == "Europe/Helsinki"
+    assert cron["concurrencyPolicy"] == "Forbid", "two runs at once could race on a unit"
+    pod = workload_pod(docs, "thanks-digest")
+    [c] = pod["containers"]
+    assert c["args"] == ["insights", "thanks-digest"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"cpu", "memory"} <= set(c["resources"]["limits"])
+    assert "thanks-digest" not in access.KAFKA_ACCESS, "it reads Elasticsearch only: no Kafka user"
+    labels = pod_template(of_kind(docs, "CronJob")["thanks-digest"])["metadata"]["labels"]
+    policies = of_kind(docs, "NetworkPolicy")
+    mail = policies["staff-email-to-smtp"]["spec"]["podSelector"]["matchExpressions"][0]
+    assert labels["app.kubernetes.io/name"] in mail["values"] and "urgent" in mail["values"]
+    assert 587 in {p["port"] for rule in policies["staff-email-to-smtp"]["spec"]["egress"] for p in rule["ports"]}
+    es = policies["pipeline-to-kafka-and-elasticsearch"]["spec"]["podSelector"]["matchExpressions"][0]
+    assert labels["app.kubernetes.io/component"] in es["values"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_deployment_has_a_service_and_a_disruption_budget(overlay):
     from services.settings import SERVICE_PORTS
 
@@ -282,7 +310,8 @@ def test_secrets_only_by_reference_and_each_workload_gets_only_its_own(overlay):
         assert key.removeprefix("FEEDBACK_").lower() in Settings.model_fields, f"{key} is not a setting"
     # The only Secret rendered holds ECK's role definitions, no credentials.
     assert set(of_kind(docs, "Secret")) == {"feedback-es-roles"}
-    assert set(access.SECRETS) == {*PIPELINE, "topics-create", "es-setup"}, "deploy/k8s/access.py SECRETS"
+    assert set(access.SECRETS) == {*PIPELINE, "topics-create", "es-setup", *SCHEDULED}, \
+        "deploy/k8s/access.py SECRETS"
     for name, wanted in access.SECRETS.items():
         main = workload_pod(docs, name)["containers"][0]
         env = {e["name"]: e for e in main.get("env", [])}
@@ -542,9 +571,9 @@ def _reads_feedback_config(container: dict[str, Any]) -> bool:
 
 def _feedback_config_readers(docs) -> dict[str, dict[str, Any]]:
     """Pod spec of every Deployment and Job with a container that reads the generated feedback-config."""
-    return {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs
-            if d["kind"] in ("Deployment", "Job")
-            and any(_reads_feedback_config(c) for c in containers(d["spec"]["template"]["spec"]))}
+    return {d["metadata"]["name"]: pod_template(d)["spec"] for d in docs
+            if d["kind"] in ("Deployment", "Job", "CronJob")
+            and any(_reads_feedback_config(c) for c in containers(pod_template(d)["spec"]))}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -645,9 +674,9 @@ def test_secrets_example_covers_every_reference():
     example = {d["metadata"]["name"]: set(d["stringData"]) for d in docs}
     for overlay in OVERLAYS:
         for d in render(overlay):
-            if d["kind"] not in ("Deployment", "Job"):
+            if d["kind"] not in ("Deployment", "Job", "CronJob"):
                 continue
-            for c in containers(d["spec"]["template"]["spec"]):
+            for c in containers(pod_template(d)["spec"]):
                 for e in c.get("env", []):
                     ref = e.get("valueFrom", {}).get("secretKeyRef")
                     # feedback-es-elastic-user is created by ECK, a KafkaUser's Secret by Strimzi.
