@@ -137,6 +137,8 @@ def topic_id(scope: str, member_ids: Sequence[str]) -> str:
 
 def poisson_tail(k: int, mean: float) -> float:
     """P(X >= k) for X ~ Poisson(mean): how surprising ``k`` recent documents are."""
+    if k <= 0:
+        return 1.0
     term = total = math.exp(-mean)
     for i in range(1, k):
         term *= mean / i
