@@ -101,6 +101,12 @@ GDPR_ERASURE = TopicSpec(
     "Confirmation of each completed erasure of a respondent.",
 )
 
+INSIGHTS_EMERGING = TopicSpec(
+    "insights.emerging", "topic_id", "insights.emerging", 1,
+    {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"},
+    "A new kind of feedback the taxonomy covers poorly grew in a service area (`feedback insights emerging`).",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     FEEDBACK_RECEIVED,
     FEEDBACK_ENRICHED,
@@ -114,4 +120,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     CLOSURE_DELIVERIES,
     NOTIFICATION_LOG,
     GDPR_ERASURE,
+    INSIGHTS_EMERGING,
 )

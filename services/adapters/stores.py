@@ -5,7 +5,9 @@ urgent worker own.
 written by the closure worker from closure.actions; read by the console and the
 public board). ``<alias>-erasures``: the refs of erased respondents (written by the
 erasure, read by the indexer to drop feedback still in flight). ``<alias>-urgent``: the state of
-urgent items (written by the urgent worker, read by the console).
+urgent items (written by the urgent worker, read by the console). ``<alias>-insights-drivers`` and ``<alias>-insights-emerging``:
+the insights jobs' results (read by the API, the console and Kibana); ``<alias>-taxonomy-changes``:
+themes leads promoted from emerging topics, one document per taxonomy version.
 
 Writers create them on first use with the strict mappings from schemas/elasticsearch,
 so no separate setup step can be forgotten; readers treat a missing index as empty.
@@ -18,7 +20,11 @@ from typing import Any
 from schemas import load_json
 
 SIDE_INDICES = {"actions": "elasticsearch/actions-index.json", "erasures": "elasticsearch/erasures-index.json",
-                "urgent": "elasticsearch/urgent-index.json"}
+                "urgent": "elasticsearch/urgent-index.json",
+                # The insights jobs' results and the taxonomy changes leads make (services/ops/insights.py).
+                "insights-drivers": "elasticsearch/insights-drivers-index.json",
+                "insights-emerging": "elasticsearch/insights-emerging-index.json",
+                "taxonomy-changes": "elasticsearch/taxonomy-changes-index.json"}
 
 
 def actions_index(alias: str) -> str:
@@ -31,6 +37,15 @@ def erasures_index(alias: str) -> str:
 
 def urgent_index(alias: str) -> str:
     return f"{alias}-urgent"
+
+
+def insights_index(alias: str, kind: str) -> str:
+    """``<alias>-insights-drivers`` or ``<alias>-insights-emerging`` (``kind``: drivers, emerging)."""
+    return f"{alias}-insights-{kind}"
+
+
+def taxonomy_changes_index(alias: str) -> str:
+    return f"{alias}-taxonomy-changes"
 
 
 def _body(kind: str) -> dict[str, Any]:
