@@ -179,6 +179,7 @@ def _register_subcommands() -> None:
     from services.ops.bench_search import bench_app
     from services.cli.ml import bench_enrich, ml_app
     from services.cli.doctor import doctor
+    from services.cli.insights import insights_app
     from services.cli.privacy import privacy_app
     from services.cli.snapshots import snapshot_app
     from services.cli.stack import stack_app
@@ -195,6 +196,7 @@ def _register_subcommands() -> None:
     bench_app.command("enrich")(bench_enrich)
     bench_app.command("redact")(bench_redact)
     app.add_typer(bench_app, name="bench")
+    app.add_typer(insights_app, name="insights")
 
 
 _register_subcommands()
