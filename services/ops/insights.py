@@ -50,6 +50,13 @@ def _period_query(start: datetime, end: datetime, area: str | None = None) -> di
     return {"bool": {"filter": clauses, "must_not": [{"term": {"is_duplicate": True}}]}}
 
 
+def _uncovered_query(query: dict[str, Any], params: EmergingParams) -> dict[str, Any]:
+    """Narrow ``query`` to documents no theme scores ``max_theme_score`` or more on (the rest is
+    covered by the taxonomy; pipelines/emerging.py filters again, this only spares reading it)."""
+    nested = {"nested": {"path": "themes", "query": {"range": {"themes.score": {"gte": params.max_theme_score}}}}}
+    return {"bool": {**query["bool"], "must_not": [*query["bool"]["must_not"], nested]}}
+
+
 def _read(es: Elasticsearch, alias: str, query: dict[str, Any], fields: list[str]) -> list[dict[str, Any]]:
     return [h["_source"] for h in scan(es, index=alias, query={"query": query, "_source": fields}, size=500)]
 
@@ -188,7 +195,7 @@ def run_emerging(settings: Settings, es: Elasticsearch, now: datetime, producer:
     out: list[dict[str, Any]] = []
     published = 0
     for area in sorted(areas or service_areas()):
-        windows = [_read(es, settings.index_alias, _period_query(a, b, area), TOPIC_FIELDS)
+        windows = [_read(es, settings.index_alias, _uncovered_query(_period_query(a, b, area), params), TOPIC_FIELDS)
                    for a, b in zip(edges, edges[1:])]
         by_id = {d["feedback_id"]: d for d in windows[-1]}
         decided = _decided(es, index, area) if index else []
