@@ -195,7 +195,7 @@ async def promote(settings: Settings, es: Any, user: str, topic_id: str, body: P
     return {"topic_id": topic_id, "taxonomy_version": change["version"], **decided}
 
 
-def bar(driver: dict[str, Any], scale: float, width: int = 320) -> dict[str, float]:
+def bar(driver: dict[str, Any], scale: float, width: int = 240) -> dict[str, float]:
     """SVG geometry of one impact bar with its interval: x of the bar, its width, the whisker ends.
     Zero sits in the middle; ``scale`` is the largest magnitude drawn."""
     mid, half = width / 2, width / 2 - 4
@@ -249,7 +249,8 @@ def insights_console_router(settings: Settings, state: dict[str, Any], current: 
         return headers(templates.TemplateResponse(request, "insights.html", {
             "user": session.user, "csrf": session.csrf, "run_id": data["run_id"],
             "units": [g for g in data["groups"] if g.get("scope") == "unit"],
-            "areas": [g for g in data["groups"] if g.get("scope") == "service_area"], "topics": found}))
+            "areas": [g for g in data["groups"] if g.get("scope") == "service_area"], "topics": found,
+            "area_names": {code: names["fi"] for code, names in service_areas().items()}}))
 
     @router.post("/console/insights/topics/{topic_id}/dismiss")
     async def dismiss_form(topic_id: str, request: Request) -> Response:

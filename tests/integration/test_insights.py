@@ -9,8 +9,12 @@ jobs' reads, writes, events and the scoping around them. The time is fixed, not 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -187,6 +191,71 @@ def test_leads_see_their_areas_topics_with_redacted_quotes_only(client):
     assert all(q in PARKING for q in pc["quotes"])
     assert len(get(client, "county", "/v1/insights/emerging")["topics"]) == 2
     get(client, "unlisted", "/v1/insights/emerging", 403)
+
+
+CHROMIUM = os.environ.get("FEEDBACK_TEST_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+def test_the_insights_page_in_chromium(env, jobs, unused_tcp_port_for_insights):
+    """The page as a lead sees it, in the real browser under the console's CSP (no inline script or
+    style): ranked bars per unit, the unit with too little data says so, a topic with its quotes.
+    Leaves artifacts/screenshots/06-insights.png for the README."""
+    import threading
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from services.apps.api import create_app
+
+    port = unused_tcp_port_for_insights
+    server = uvicorn.Server(uvicorn.Config(create_app(env[0]), host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1600})
+                errors: list[str] = []
+                # The browser asks for /favicon.ico, which the console does not serve; any other error counts.
+                page.on("console", lambda m: errors.append(f"{m.text} {m.location.get('url')}")
+                        if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico") else None)
+                page.goto(f"http://127.0.0.1:{port}/console/login")
+                page.fill("#token", TOKENS["county"])
+                page.click("#sign-in")
+                page.wait_for_url("**/console")
+                page.click("#insights-link")
+                page.wait_for_url("**/console/insights")
+                ed = page.locator("#drivers-unit-turku-ed")
+                assert ed.locator("tr.driver").count() == 3 and ed.locator("svg rect").count() == 3
+                assert "Pääsy hoitoon ja odotusajat" in ed.locator("tr.driver").first.inner_text()
+                assert "Too little data" in page.inner_text("#drivers-unit-parainen-hc")
+                assert page.locator("li.topic").count() == 2
+                assert any(s in page.inner_text("ul.topics") for s in SMOKING)
+                assert not errors, errors  # e.g. a CSP violation
+                page.screenshot(path=str(SHOTS / "06-insights.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def unused_tcp_port_for_insights() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _console_login(client, who: str) -> str:
