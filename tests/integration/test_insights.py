@@ -193,6 +193,30 @@ def test_leads_see_their_areas_topics_with_redacted_quotes_only(client):
     get(client, "unlisted", "/v1/insights/emerging", 403)
 
 
+def test_the_cli_prints_readable_tables(pipeline_env, jobs):
+    """`feedback insights drivers|emerging --dry-run` as an operator runs them (a real process)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **pipeline_env[0]}
+    root = Path(__file__).resolve().parents[2]
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "services.cli", "insights", *args, "--at", "2026-11-20T06:00:00Z",
+                               "--dry-run"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    drivers = cli("drivers", "--days", "90")
+    assert "unit turku-ed (Turun yhteispäivystys): 240 with rating" in drivers
+    first = drivers.split("unit turku-ed")[1].splitlines()[2]
+    assert "Access and waiting times" in first and "[" in first
+    assert "too little data: 20 documents with a sentiment; at least 50 are needed" in drivers
+    emerging = cli("emerging")
+    assert emerging.count("EMERGING") == 2 and "savu" in emerging
+    assert any(f"\u201c{s}\u201d" in emerging for s in SMOKING)
+
+
 CHROMIUM = os.environ.get("FEEDBACK_TEST_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
