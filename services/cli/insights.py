@@ -21,7 +21,7 @@ def _when(at: str | None) -> datetime:
     from pipelines.clock import parse_ts
 
     try:
-        return parse_ts(at) if at else datetime.now(timezone.utc)
+        return parse_ts(at) if at else datetime.now(timezone.utc).replace(microsecond=0)
     except ValueError as exc:
         raise typer.BadParameter(f"--at: not an ISO 8601 time: {at!r}") from exc
 
