@@ -21,6 +21,7 @@ EVENT_VERSIONS: dict[str, int] = {
     "closure.deliveries": 1,
     "closure.notification_log": 1,
     "gdpr.erasure": 1,
+    "insights.emerging": 1,
 }
 
 

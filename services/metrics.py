@@ -122,6 +122,11 @@ ERASED_DROPPED = Counter(
     "feedback_erased_items_dropped_total",
     "Feedback of an already erased respondent that the indexer dropped while in flight.",
 )
+INSIGHTS_DECISIONS = Counter(
+    "feedback_insights_decisions_total",
+    "Emerging topics a lead decided on in the console, by decision (promoted, dismissed).",
+    ["decision"],
+)
 CONSOLE_LOGINS = Counter(
     "feedback_console_logins_total",
     "Service-lead console sign-ins by outcome (ok, rejected, throttled).",

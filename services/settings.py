@@ -209,6 +209,29 @@ class Settings(BaseSettings):
         None, description="Prometheus Pushgateway that scheduled jobs (`feedback insights thanks-digest`) push "
         "their counters to when they finish (a job ends before any scrape); unset: not pushed.")
 
+    # --- Insights (services/ops/insights.py) -------------------------------------------
+    insights_period_days: int = Field(
+        90, gt=0, description="Key drivers cover feedback received in this many days before the run (`feedback "
+        "insights drivers --days`).")
+    insights_min_n: int = Field(
+        50, ge=10, description="Key drivers: a unit or area with fewer documents with a rating (or sentiment) "
+        "gets no ranking, only a note that there is too little data.")
+    insights_min_theme_n: int = Field(
+        10, ge=3, description="Key drivers: a theme in fewer of the group's documents is listed as too rare, "
+        "not ranked.")
+    insights_bootstrap: int = Field(200, ge=50, description="Key drivers: bootstrap resamples for the intervals.")
+    insights_seed: int = Field(13, description="Key drivers: bootstrap seed (the same data gives the same intervals).")
+    insights_window_days: int = Field(
+        7, gt=0, description="Emerging topics: length of the recent window (and of each earlier one).")
+    insights_earlier_windows: int = Field(
+        3, ge=1, description="Emerging topics: earlier windows a cluster's growth is measured against.")
+    insights_max_theme_score: float = Field(
+        0.5, gt=0, le=1, description="Emerging topics: only feedback whose best theme score is below this "
+        "(the taxonomy covers it poorly) is clustered.")
+    insights_min_cluster_size: int = Field(
+        8, ge=3, description="Emerging topics: HDBSCAN's smallest cluster, and the recent documents a topic "
+        "needs to be flagged.")
+
     # --- Operations -----------------------------------------------------------------
     port: int | None = Field(None, description="HTTP port of this service (health, metrics, API); default per service.")
     host: str = Field("127.0.0.1", description="Interface the HTTP port binds to (0.0.0.0 in containers).")

@@ -104,6 +104,12 @@ GDPR_ERASURE = TopicSpec(
     "Confirmation of each completed erasure of a respondent.",
 )
 
+INSIGHTS_EMERGING = TopicSpec(
+    "insights.emerging", "topic_id", "insights.emerging", 1,
+    {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"},
+    "A new kind of feedback the taxonomy covers poorly grew in a service area (`feedback insights emerging`).",
+)
+
 
 def topic_config(spec: TopicSpec, erasure_lag_ms: int = ERASURE_LAG_MS) -> dict[str, str]:
     """The configs a topic is created with: an erasable topic's lag keys set to ``erasure_lag_ms``."""
@@ -126,4 +132,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     CLOSURE_DELIVERIES,
     NOTIFICATION_LOG,
     GDPR_ERASURE,
+    INSIGHTS_EMERGING,
 )

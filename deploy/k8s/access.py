@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 from services.topics import (  # noqa: E402
     ALL_TOPICS, CLOSURE_ACTIONS, CLOSURE_DELIVERIES, CLOSURE_NOTIFICATIONS, FEEDBACK_DLQ, FEEDBACK_ENRICHED,
     FEEDBACK_RECEIVED, FEEDBACK_TREND_ALERTS, FEEDBACK_URGENT, GDPR_ERASURE, NOTIFICATION_LOG,
-    RESPONDENT_CONTACTS, URGENT_ACKS, TopicSpec,
+    RESPONDENT_CONTACTS, URGENT_ACKS, INSIGHTS_EMERGING, TopicSpec,
 )
 
 # Consumer groups: services/workers/runtime.group_id (<prefix>feedback-<stage>) with the empty
@@ -84,6 +84,7 @@ KAFKA_ACCESS: dict[str, KafkaAccess] = {
     "urgent": KafkaAccess(
         reads=(FEEDBACK_URGENT, URGENT_ACKS), writes=(FEEDBACK_DLQ,), groups=("feedback-urgent",),
         why="emails duty addresses, records acknowledgements, escalates"),
+    "insights-emerging": KafkaAccess(writes=(INSIGHTS_EMERGING,), why="publishes emerging topics (a nightly CronJob)"),
     "topics-create": KafkaAccess(creates=True, why="creates missing topics (Strimzi's KafkaTopics do too)"),
     # `feedback replay`, `redrive`, `reindex`, `contacts rotate-keys`, `erase` run by an operator
     # (deploy/RUNBOOK.md): every pipeline topic, and the redrive groups (services/ops/replay.py).
@@ -130,6 +131,9 @@ SECRETS: dict[str, tuple[str, ...]] = {
     "thanks-digest": (*ES_APP_USER, "FEEDBACK_SMTP_USERNAME", "FEEDBACK_SMTP_PASSWORD"),
     # Index template and index as the least-privilege app user.
     "es-setup": ES_APP_USER,
+    # The insights CronJobs read the feedback alias and write their own indices (services/ops/insights.py).
+    "insights-drivers": ES_APP_USER,
+    "insights-emerging": ES_APP_USER,
 }
 
 

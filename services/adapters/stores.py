@@ -8,6 +8,9 @@ erasure, read by the indexer to drop feedback still in flight). ``<alias>-urgent
 urgent items (written by the urgent worker, read by the console). ``<alias>-digests``: the
 thanks digests sent (written by the digest job, so a rerun does not resend). ``<alias>-training``:
 the quotes leads picked into the thanks training set (written and read by the console).
+``<alias>-insights-drivers`` and ``<alias>-insights-emerging``: the insights jobs' results (read by
+the API, the console and Kibana); ``<alias>-taxonomy-changes``: themes leads promoted from emerging
+topics, one document per taxonomy version.
 
 Writers create them on first use with the strict mappings from schemas/elasticsearch,
 so no separate setup step can be forgotten; readers treat a missing index as empty.
@@ -21,7 +24,11 @@ from schemas import load_json
 
 SIDE_INDICES = {"actions": "elasticsearch/actions-index.json", "erasures": "elasticsearch/erasures-index.json",
                 "urgent": "elasticsearch/urgent-index.json", "digests": "elasticsearch/digests-index.json",
-                "training": "elasticsearch/training-index.json"}
+                "training": "elasticsearch/training-index.json",
+                # The insights jobs' results and the taxonomy changes leads make (services/ops/insights.py).
+                "insights-drivers": "elasticsearch/insights-drivers-index.json",
+                "insights-emerging": "elasticsearch/insights-emerging-index.json",
+                "taxonomy-changes": "elasticsearch/taxonomy-changes-index.json"}
 
 
 def actions_index(alias: str) -> str:
@@ -38,6 +45,15 @@ def urgent_index(alias: str) -> str:
 
 def training_index(alias: str) -> str:
     return f"{alias}-training"
+
+
+def insights_index(alias: str, kind: str) -> str:
+    """``<alias>-insights-drivers`` or ``<alias>-insights-emerging`` (``kind``: drivers, emerging)."""
+    return f"{alias}-insights-{kind}"
+
+
+def taxonomy_changes_index(alias: str) -> str:
+    return f"{alias}-taxonomy-changes"
 
 
 def _body(kind: str) -> dict[str, Any]:

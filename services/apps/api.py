@@ -20,6 +20,7 @@ from services.apps.http_common import install_common
 from services.adapters.kafka_io import aiokafka_producer, dumps
 from services.apps.lead_scope import lead_areas, readable_index, require_unit
 from services.apps.console import console_router
+from services.apps.insights_console import insights_api_router
 from services.logs import get_logger
 from services.apps.search_api import search_router
 from services.apps.throttle import AuthGuard
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     user = bearer_user(settings, guard)
     app.include_router(search_router(settings, lambda: state["es"], user))
+    app.include_router(insights_api_router(settings, state, user))
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Any, exc: HTTPException) -> JSONResponse:

@@ -47,6 +47,7 @@ from services.apps.throttle import AuthGuard
 from services.apps.tokens import token_user
 from services.apps.thanks_console import thanks_router
 from services.apps.urgent_console import urgent_router
+from services.apps.insights_console import insights_console_router
 from services.settings import Settings
 from services.adapters.stores import actions_index
 from services.topics import CLOSURE_ACTIONS
@@ -250,6 +251,7 @@ def _console(settings: Settings, state: dict[str, Any], guard: AuthGuard) -> API
 
     router.include_router(urgent_router(settings, state, current, api_user, security_headers))
     router.include_router(thanks_router(settings, state, current, api_user, security_headers))
+    router.include_router(insights_console_router(settings, state, current, api_user, security_headers))
     return router
 
 

@@ -34,7 +34,9 @@ PIPELINE = tuple(SERVICE_PORTS)
 HTTP_SERVICES = ("ingest", "api")
 # Workloads that compose and Kubernetes both run, with the same command and settings.
 SHARED_WORKLOADS = (*PIPELINE, "topics-create", "es-setup", "kibana-import", "thanks-digest")
-SCHEDULED = ("thanks-digest",)  # CronJobs (compose: profile `jobs`, run by an operator's scheduler)
+# Scheduled jobs (deploy/k8s/base/insights.yaml, thanks-digest.yaml) and the command each runs.
+CRONJOBS = {"insights-drivers": ["insights", "drivers"], "insights-emerging": ["insights", "emerging"],
+            "thanks-digest": ["insights", "thanks-digest"]}
 # Faust workers: input topic of each (the KEDA lag trigger).
 WORKER_INPUT = {
     "enricher": "feedback.received",
@@ -251,6 +253,25 @@ def test_the_thanks_digest_runs_weekly_once_at_a_time_non_root_and_may_send_mail
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_cronjobs_run_their_command_non_root_with_limits_one_at_a_time(overlay):
+    docs = render(overlay)
+    cronjobs = of_kind(docs, "CronJob")
+    assert set(cronjobs) == set(CRONJOBS)
+    egress = of_kind(docs, "NetworkPolicy")["pipeline-to-kafka-and-elasticsearch"]["spec"]["podSelector"]
+    (components,) = [e["values"] for e in egress["matchExpressions"] if e["key"] == "app.kubernetes.io/component"]
+    for name, cron in cronjobs.items():
+        assert cron["spec"]["concurrencyPolicy"] == "Forbid", name
+        template = cron["spec"]["jobTemplate"]["spec"]["template"]
+        assert template["metadata"]["labels"]["app.kubernetes.io/component"] in components, f"{name}: no egress"
+        pod = template["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        (main,) = pod["containers"]
+        assert main["args"] == CRONJOBS[name], name
+        assert main["securityContext"]["readOnlyRootFilesystem"] is True, name
+        assert {"cpu", "memory"} <= set(main["resources"]["limits"]), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_deployment_has_a_service_and_a_disruption_budget(overlay):
     from services.settings import SERVICE_PORTS
 
@@ -310,8 +331,7 @@ def test_secrets_only_by_reference_and_each_workload_gets_only_its_own(overlay):
         assert key.removeprefix("FEEDBACK_").lower() in Settings.model_fields, f"{key} is not a setting"
     # The only Secret rendered holds ECK's role definitions, no credentials.
     assert set(of_kind(docs, "Secret")) == {"feedback-es-roles"}
-    assert set(access.SECRETS) == {*PIPELINE, "topics-create", "es-setup", *SCHEDULED}, \
-        "deploy/k8s/access.py SECRETS"
+    assert set(access.SECRETS) == {*PIPELINE, *CRONJOBS, "topics-create", "es-setup"}, "deploy/k8s/access.py SECRETS"
     for name, wanted in access.SECRETS.items():
         main = workload_pod(docs, name)["containers"][0]
         env = {e["name"]: e for e in main.get("env", [])}
