@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,9 +102,18 @@ def build_enriched(p: _Prepared, embedding: np.ndarray | None, c: Classification
     }
 
 
-def enrich_batch(events: list[dict[str, Any]], embedder: Embedder,
-                 classifier: FeedbackClassifier) -> list[dict[str, Any] | Failure]:
-    """Enrich validated events; the result list is aligned with the input."""
+def enrich_batch(events: list[dict[str, Any]], embedder: Embedder, classifier: FeedbackClassifier,
+                 steps: dict[str, float] | None = None) -> list[dict[str, Any] | Failure]:
+    """Enrich validated events; the result list is aligned with the input. ``steps``, when
+    given, receives the seconds spent on prepare (redaction, language), embed, classify and build."""
+    clock = [time.perf_counter()]
+
+    def lap(step: str) -> None:
+        now = time.perf_counter()
+        if steps is not None:
+            steps[step] = steps.get(step, 0.0) + now - clock[0]
+        clock[0] = now
+
     results: list[dict[str, Any] | Failure | None] = [None] * len(events)
     prepared: list[tuple[int, _Prepared]] = []
     for i, event in enumerate(events):
@@ -111,8 +121,10 @@ def enrich_batch(events: list[dict[str, Any]], embedder: Embedder,
             prepared.append((i, prepare(event)))
         except Exception as exc:  # noqa: BLE001 - one bad item must not sink the batch
             results[i] = Failure(event.get("feedback_id"), f"prepare failed: {exc}", type(exc).__name__)
+    lap("prepare")
     with_text = [(i, p) for i, p in prepared if p.text.strip()]
     vectors = embedder.encode([p.text for _, p in with_text], kind="passage") if with_text else None
+    lap("embed")
     by_index: dict[int, np.ndarray] = {}
     if vectors is not None:
         by_index = {i: vectors[k] for k, (i, _) in enumerate(with_text)}
@@ -123,9 +135,11 @@ def enrich_batch(events: list[dict[str, Any]], embedder: Embedder,
         classes = classifier.classify(matrix, [p.text for _, p in prepared], [p.language for _, p in prepared],
                                       [p.event.get("rating") for _, p in prepared],
                                       rating_scales=[p.event.get("rating_scale") for _, p in prepared])
+        lap("classify")
         for (i, p), c in zip(prepared, classes):
             try:
                 results[i] = build_enriched(p, by_index.get(i), c, embedder, classifier)
             except Exception as exc:  # noqa: BLE001
                 results[i] = Failure(p.event.get("feedback_id"), f"build failed: {exc}", type(exc).__name__)
+        lap("build")
     return [r if r is not None else Failure(None, "not processed", "InternalError") for r in results]

@@ -38,16 +38,17 @@ fi
 
 # System tools used by tests: docker-compose (v1) validates the compose file offline,
 # promtool checks Prometheus rules, amtool the Alertmanager config, chromium drives the
-# console's browser test.
+# console's browser test, wrk drives `feedback bench ingest`.
 want=()
 command -v docker-compose >/dev/null 2>&1 || want+=(docker-compose)
 command -v promtool >/dev/null 2>&1 || want+=(prometheus)
 command -v amtool >/dev/null 2>&1 || want+=(prometheus-alertmanager)
 [ -x /usr/bin/chromium ] || want+=(chromium)
+command -v wrk >/dev/null 2>&1 || want+=(wrk)
 if [ "${#want[@]}" -gt 0 ] && [ "${FEEDBACK_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "install: $SUDO apt-get install ${want[*]} (compose, Prometheus/Alertmanager config and browser tests; FEEDBACK_SKIP_APT=1 skips it)" >&2
+  echo "install: $SUDO apt-get install ${want[*]} (compose, Prometheus/Alertmanager config, browser tests and the ingest bench; FEEDBACK_SKIP_APT=1 skips it)" >&2
   $SUDO apt-get update -qq >/dev/null 2>&1 || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null \
     || echo "warning: could not install ${want[*]}; the tests that need them will say so" >&2

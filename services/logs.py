@@ -52,7 +52,8 @@ def configure_logging(level: str = "INFO", service: str | None = None) -> None:
     if service:
         structlog.contextvars.bind_contextvars(service=service)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a disabled level (a per-request debug line) costs no processing.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

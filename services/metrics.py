@@ -30,6 +30,22 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+# Seconds-scale latency buckets shared by the per-stage histograms the e2e bench reads.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60)
+QUEUE_SECONDS = Histogram(
+    "feedback_queue_wait_seconds",
+    "Time a record waited on a stage's input topic: from its producer's CreateTime until the stage "
+    "began handling it.",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+ENRICH_STEP_SECONDS = Histogram(
+    "feedback_enrich_step_seconds",
+    "Time the enricher spent on one batch per step (prepare: redaction and language; embed; classify; "
+    "build: the enriched event).",
+    ["step"],
+    buckets=LATENCY_BUCKETS,
+)
 END_TO_END_SECONDS = Histogram(
     "feedback_ingest_to_index_seconds",
     "Time from ingest (received_at) until Elasticsearch acknowledged the document.",

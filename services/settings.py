@@ -160,8 +160,9 @@ class Settings(BaseSettings):
     ingest_kafka_timeout_s: float = Field(
         10.0, gt=0, description="How long ingest waits for Kafka to acknowledge a submission before it answers "
         "503 with Retry-After.")
-    enrich_batch_size: int = Field(32, description="Texts embedded per batch.")
-    enrich_batch_within_s: float = Field(0.5, description="Longest wait to fill a batch.")
+    enrich_batch_size: int = Field(
+        32, gt=0, description="Most texts embedded per batch (and committed together). Batches form only "
+        "under load: an idle enricher handles each item as it arrives.")
     model_dir: Path | None = Field(None, description="Trained classifier artifacts; bundled ones if unset.")
     prototype_only: bool = Field(
         False, description="Let the enricher run without trained heads for its embedder (prototype similarity "
@@ -171,8 +172,11 @@ class Settings(BaseSettings):
         "(pxtextmining-neas/v6framework_neas.csv); default ../shared/data beside the clone.")
 
     # --- Indexer -------------------------------------------------------------------
-    index_batch_size: int = Field(500, description="Documents per bulk request.")
-    index_batch_within_s: float = Field(1.0, description="Longest wait to fill a bulk request.")
+    index_batch_size: int = Field(500, gt=0, description="Most documents per bulk request.")
+    index_batch_within_s: float = Field(
+        0.05, ge=0, description="After the first document arrives, the longest the indexer waits for more "
+        "before it writes the bulk request (it writes at once when the batch is full; 0: only what has "
+        "already arrived).")
 
     # --- Trends ---------------------------------------------------------------------
     trend_baseline_days: int = Field(7, description="Days before today that form a theme's baseline.")

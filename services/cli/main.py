@@ -177,6 +177,7 @@ def demo(keep_running: Annotated[bool, typer.Option(help="Leave the stack runnin
 def _register_subcommands() -> None:
     """Commands that live beside the code they drive, gathered under one `feedback`."""
     from services.ops.bench_search import bench_app
+    from services.cli.bench import bench_e2e, bench_ingest
     from services.cli.ml import bench_enrich, ml_app
     from services.cli.doctor import doctor
     from services.cli.insights import insights_app
@@ -195,6 +196,8 @@ def _register_subcommands() -> None:
     app.registered_commands.extend(c for c in ml_app.registered_commands if c.callback is not bench_enrich)
     bench_app.command("enrich")(bench_enrich)
     bench_app.command("redact")(bench_redact)
+    bench_app.command("e2e")(bench_e2e)
+    bench_app.command("ingest")(bench_ingest)
     app.add_typer(bench_app, name="bench")
     app.add_typer(insights_app, name="insights")
 

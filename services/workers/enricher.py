@@ -34,8 +34,11 @@ async def enrich(events: list[Event], out: Outputs, embedder: Embedder, classifi
     valid = [e for e in events if e.body is not None]  # tombstones: an erasure removed that feedback
     if not valid:
         return
+    steps: dict[str, float] = {}
     results = await asyncio.get_running_loop().run_in_executor(
-        None, enrich_batch, [e.body for e in valid], embedder, classifier)
+        None, enrich_batch, [e.body for e in valid], embedder, classifier, steps)
+    for step, seconds in steps.items():
+        metrics.ENRICH_STEP_SECONDS.labels(step).observe(seconds)
     ok = 0
     for ev, result in zip(valid, results):
         if isinstance(result, Failure):

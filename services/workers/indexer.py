@@ -148,6 +148,7 @@ def build(settings: Settings | None = None) -> WorkerSpec:
 
     return WorkerSpec(stage=STAGE, topics=[FEEDBACK_ENRICHED.name], handler=handle, schema="feedback.enriched",
                       chunk=settings.index_batch_size, fetch_max=settings.index_batch_size,
+                      linger=settings.index_batch_within_s,
                       ready_check=lambda: alias_exists(es, settings.index_alias), close=es.close)
 
 

@@ -2,8 +2,10 @@
 
 Plain aiokafka, so that what is committed when is visible in this file:
 
-1. fetch what is there (up to ``fetch_max`` records; at once when the input is idle,
-   a full batch under load);
+1. fetch adaptively (:func:`fetch_batch`): wait for the first record, then take only what
+   has already arrived, up to ``fetch_max`` records: one record is handled at once when the
+   input is idle, batches form only under load (a worker may ``linger`` a short deadline
+   for more, e.g. the indexer's bulk requests);
 2. decode each record into a valid event or a dead letter (stage, reason, the bytes);
 3. hand the events of one partition to the worker's handler, ``chunk`` at a time,
    with an :class:`Outputs` for everything it writes to Kafka;
@@ -135,6 +137,42 @@ async def send_dead_letter(producer: Any, settings: Settings, stage: str, record
     await out.flush()
 
 
+Fetch = Callable[..., Awaitable[dict[Any, list[Any]]]]
+
+
+async def fetch_batch(getmany: Fetch, max_records: int, linger_s: float = 0.0, idle_wait_ms: int = 500,
+                      clock: Callable[[], float] = time.monotonic) -> dict[Any, list[Any]]:
+    """One batch of records by partition: adaptive batching.
+
+    ``getmany(timeout_ms=, max_records=)`` is aiokafka's. The first call waits up to
+    ``idle_wait_ms`` for anything; once a record is there, further calls take only what
+    the consumer has already fetched (timeout 0), so an idle input is handled record by
+    record without waiting and a batch is as large as the backlog, up to ``max_records``.
+    With ``linger_s`` > 0 the worker waits at most that long after the first record for
+    more (a flush by size or by a short deadline).
+    """
+    batch: dict[Any, list[Any]] = {}
+    count = 0
+    deadline: float | None = None
+    while count < max_records:
+        if deadline is None:
+            timeout_ms = idle_wait_ms
+        else:
+            timeout_ms = max(0, int((deadline - clock()) * 1000))
+        got = await getmany(timeout_ms=timeout_ms, max_records=max_records - count)
+        n = sum(len(records) for records in got.values())
+        for tp, records in got.items():
+            batch.setdefault(tp, []).extend(records)
+        count += n
+        if deadline is None:
+            if not n:
+                break  # idle: nothing arrived within idle_wait_ms
+            deadline = clock() + linger_s
+        elif not n and clock() >= deadline:
+            break  # nothing more already fetched, and no time left to wait for it
+    return batch
+
+
 class Abandoned(Exception):
     """The chunk in hand is given up uncommitted: the worker stops or lost the partition."""
 
@@ -195,7 +233,8 @@ class WorkerSpec:
     # topic (base name -> schema) for a worker that reads more than one.
     schema: str | Mapping[str, str] | None
     chunk: int = 32  # records per handler call (and per commit)
-    fetch_max: int = 500  # records per fetch
+    fetch_max: int = 500  # records per fetch (the largest batch under load)
+    linger: float = 0.0  # seconds to wait for more after the first record (0: take what is there)
     warm_up: Callable[[], Awaitable[None]] | None = None  # before the first record (models)
     ready_check: Callable[[], Awaitable[bool]] | None = None  # dependencies, polled for /ready
     on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
@@ -359,6 +398,9 @@ class Worker(ConsumerRebalanceListener):
         for start in range(0, len(records), self.spec.chunk):
             chunk = records[start:start + self.spec.chunk]
             started = time.perf_counter()
+            now_ms = time.time() * 1000
+            for record in chunk:  # the record's CreateTime: when its producer wrote it
+                metrics.QUEUE_SECONDS.labels(self.spec.stage).observe(max(0.0, now_ms - record.timestamp) / 1000)
             events: list[Event] = []
             for record in chunk:
                 decoded = decode(record, self._schema(record.topic))
@@ -412,7 +454,7 @@ class Worker(ConsumerRebalanceListener):
                 side_tasks += [asyncio.create_task(self._every(i, job)) for i, job in spec.periodic]
                 log.info("worker_started", service=spec.stage)
                 while not self.stopping.is_set():
-                    batch = await self.consumer.getmany(timeout_ms=500, max_records=spec.fetch_max)
+                    batch = await fetch_batch(self.consumer.getmany, spec.fetch_max, spec.linger)
                     for tp, records in batch.items():
                         if self.stopping.is_set():
                             break
