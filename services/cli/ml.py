@@ -101,13 +101,14 @@ def evaluate(
     from pipelines.evaluation import format_report
     from pipelines.evaluation_run import GOLD_TARGETS, run_evaluation
 
+    paths = None if (gold_only or prototype_only) else _data_paths(data_dir)  # fail early, naming the path
     emb = make_embedder(embedder)
     clf = FeedbackClassifier.prototype_only(emb) if prototype_only else FeedbackClassifier.load(emb, model_dir)
     typer.echo(f"embedder {emb.name}  model_version {clf.model_version}  taxonomy {clf.taxonomy_version}")
     payload: dict = {"embedder": emb.name, "model_version": clf.model_version,
                      "taxonomy_version": clf.taxonomy_version}
-    if not (gold_only or prototype_only):
-        payload.update(_leave_one_org_out(emb, clf, data_dir, quiet))
+    if paths is not None:
+        payload.update(_leave_one_org_out(emb, clf, paths, quiet))
     reports = run_evaluation(emb, clf, progress=not quiet)
     for name, rep in reports.items():
         typer.echo(format_report(name, rep))
@@ -126,7 +127,7 @@ def evaluate(
         typer.echo(f"report written to {json_out}")
 
 
-def _leave_one_org_out(emb, clf, data_dir: Optional[Path], quiet: bool) -> dict:
+def _leave_one_org_out(emb, clf, paths: tuple[Path, Path], quiet: bool) -> dict:
     """Re-run the artifact's training procedure leave-one-organisation-out (its recorded
     config), print the table and the reproduction check; the JSON parts."""
     import dataclasses
@@ -136,7 +137,7 @@ def _leave_one_org_out(emb, clf, data_dir: Optional[Path], quiet: bool) -> dict:
     from pipelines.org_cv import OrgCV, format_loo, loo_targets
     from pipelines.training import TrainConfig, org_rows, prepare_data
 
-    csv_path, phase1_path = _data_paths(data_dir)
+    csv_path, phase1_path = paths
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     recorded = {k: (tuple(v) if isinstance(v, list) else v) for k, v in clf.metadata.get("config", {}).items()
                 if k in known}
