@@ -126,6 +126,22 @@ def class_balanced(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return w
 
 
+def best_threshold(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray | None = None) -> tuple[float, float]:
+    """Threshold on ``scores`` maximising F1 against binary ``truth``; (threshold, F1)."""
+    grid = np.round(np.arange(0.05, 0.96, 0.025), 3) if grid is None else grid
+    best = (0.5, -1.0)
+    pos = truth.astype(bool)
+    for t in grid:
+        pred = scores >= t
+        tp = int((pred & pos).sum())
+        fp = int((pred & ~pos).sum())
+        fn = int((~pred & pos).sum())
+        f = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        if f > best[1] + 1e-9:
+            best = (float(t), f)
+    return best
+
+
 class OrgCV:
     """Fits, tuning and leave-one-org-out figures over ``rows``; fits are cached per org set."""
 
@@ -190,8 +206,6 @@ class OrgCV:
         """Fit on ``orgs``; thresholds and neutral shift from inner leave-one-org-out over them."""
         if orgs in self._tuned:
             return self._tuned[orgs]
-        from pipelines.training import best_threshold
-
         r, cfg = self.rows, self.config
         scores, truth, logits, s_truth, s_org = [], [], [], [], []
         for held in sorted(orgs):

@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -36,9 +36,7 @@ from pipelines.classify import (
     prototype_texts,
 )
 from pipelines.embedding import Embedder
-
-if TYPE_CHECKING:
-    from pipelines.org_cv import OrgRows
+from pipelines.org_cv import NO_SENTIMENT, OrgCV, OrgRows, best_threshold  # noqa: F401 (best_threshold: re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The labelled data lie outside the repository (licence, size): by default in ../shared/data
@@ -346,22 +344,6 @@ def _multi_hot(examples: list[Example], codes: list[str]) -> np.ndarray:
     return y
 
 
-def best_threshold(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray | None = None) -> tuple[float, float]:
-    """Threshold on ``scores`` maximising F1 against binary ``truth``; (threshold, F1)."""
-    grid = np.round(np.arange(0.05, 0.96, 0.025), 3) if grid is None else grid
-    best = (0.5, -1.0)
-    pos = truth.astype(bool)
-    for t in grid:
-        pred = scores >= t
-        tp = int((pred & pos).sum())
-        fp = int((pred & ~pos).sum())
-        fn = int((~pred & pos).sum())
-        f = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        if f > best[1] + 1e-9:
-            best = (float(t), f)
-    return best
-
-
 def language_balanced_weights(base: np.ndarray, languages: np.ndarray, labels: np.ndarray,
                               n_classes: int) -> np.ndarray:
     """Sample weights giving every class equal mass within each language.
@@ -381,11 +363,9 @@ def language_balanced_weights(base: np.ndarray, languages: np.ndarray, labels: n
 
 
 def org_rows(data: TrainingData, codes: list[str], config: TrainConfig,
-             seed_mask: np.ndarray | None = None, extra_weight: float | None = None) -> "OrgRows":
+             seed_mask: np.ndarray | None = None, extra_weight: float | None = None) -> OrgRows:
     """The organisation rows and training extras (seeds in ``seed_mask`` and prototypes, weighted
     ``extra_weight``, default ``multilingual_weight``) as :class:`pipelines.org_cv.OrgRows`."""
-    from pipelines.org_cv import NO_SENTIMENT, OrgRows
-
     eng = data.english
     y = _multi_hot(eng, codes).astype(np.float64)
     label = np.asarray([e.theme_label for e in eng])
@@ -439,8 +419,6 @@ def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfi
     from sklearn.model_selection import KFold
 
     from pipelines.evaluation import multilabel_report, sentiment_report
-    from pipelines.org_cv import OrgCV
-
     ml = np.asarray([i for i, s in enumerate(data.seeds) if s.language != "en"])
     ratios = np.zeros((len(ml), len(codes)))
     sent_pred: list[str] = []
@@ -508,8 +486,6 @@ def train_heads(data: TrainingData, taxonomy: dict[str, Any], config: TrainConfi
     leave-one-org-out, the fi/sv threshold scale by seed CV; with ``leave_one_org_out`` also
     the generalisation figures (the scores ``feedback eval`` reproduces). Returns
     (weights, json metadata parts)."""
-    from pipelines.org_cv import OrgCV
-
     codes = [t["code"] for t in taxonomy["themes"]]
     rows = org_rows(data, codes, config)
     cv = OrgCV(rows, config, log)
