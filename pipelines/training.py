@@ -1,14 +1,17 @@
-"""Training data, the fixed split, the embedding cache and head training.
+"""Training data, the embedding cache and head training.
 
-Data: English pxtextmining (NEAS) comments mapped onto the county taxonomy through
-``pxtextmining_labels``, the taxonomy's fi/sv/en prototype sentences and the
-project's own multilingual seed examples (``pipelines/data/seed_examples.jsonl``).
-The Finnish/Swedish gold sets under ``tests/data`` are evaluation-only and are never
-read here.
+Data: English comments from four organisations, each mapped onto the county taxonomy:
+pxtextmining NEAS (``pxtextmining_labels`` in the taxonomy) and pxtextmining phase 1,
+Trust A, B and C (``schemas/pxtextmining_phase1_map.json``, applied by
+``pipelines.phase1``); the taxonomy's fi/sv/en prototype sentences and the project's own
+multilingual seed examples (``pipelines/data/seed_examples.jsonl``). The gold sets
+under ``tests/data`` are evaluation-only and are never read here.
 
-Split: a row's bucket is ``sha256("neas-split-v1:" + Comment ID) mod 100``: 0-69 train,
-70-79 validation (threshold tuning), 80-99 test (reported only). Hashing the id keeps
-the split fixed across runs, machines and row order.
+Heads are fitted on every organisation; thresholds and the neutral shift are chosen by
+leave-one-organisation-out inside the training organisations (``pipelines.org_cv``),
+which also gives the generalisation figures. The old NEAS hash bucket
+(``sha256("neas-split-v1:" + Comment ID) mod 100``) now only picks the urgency head's
+negatives.
 """
 from __future__ import annotations
 
@@ -29,9 +32,11 @@ from pipelines.classify import (
     anchor_texts,
     embedder_slug,
     load_taxonomy,
+    proto_theme_scores,
     prototype_texts,
 )
 from pipelines.embedding import Embedder
+from pipelines.org_cv import NO_SENTIMENT, OrgCV, OrgRows, best_threshold  # noqa: F401 (best_threshold: re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The labelled data lie outside the repository (licence, size): by default in ../shared/data
@@ -72,6 +77,10 @@ class Example:
     source: str = "pxtextmining"
     split: str = "train"
     rating: int | None = None
+    org: str = ""  # organisation of a labelled English comment (NEAS, Trust A, ...); "" for seeds
+    # "full": every theme labelled (NEAS one-hot columns); "single": only the mapped theme is known
+    # (phase 1: one subcategory per comment); "none": no theme label (excluded from theme heads).
+    theme_label: str = "full"
 
 
 def split_of(key: str) -> str:
@@ -117,7 +126,40 @@ def load_pxtextmining(path: Path | None = None, taxonomy: dict[str, Any] | None 
                 urgent=(safeguarding == "1") if safeguarding else None,
                 split=split_of(row["Comment ID"]),
                 rating=int(rating) if rating.isdigit() else None,
+                org="NEAS",
             ))
+    return out
+
+
+def phase1_csv(data_dir: Path | None = None) -> Path:
+    """The phase-1 CSV under ``data_dir`` (see :func:`neas_csv`); TrainingDataMissing when absent."""
+    from pipelines.phase1 import PHASE1_CSV
+
+    path = Path(data_dir or DEFAULT_DATA_DIR) / PHASE1_CSV
+    if not path.is_file():
+        raise TrainingDataMissing(
+            f"training data not found: {path} does not exist. Point `--data-dir` or FEEDBACK_TRAINING_DATA_DIR "
+            f"at the folder that holds {PHASE1_CSV} and {NEAS_CSV} (the shared data set).")
+    return path
+
+
+def load_phase1(path: Path, taxonomy: dict[str, Any] | None = None) -> list[Example]:
+    """Phase-1 rows (Trust A, B, C) with theme and sentiment mapped by
+    ``schemas/pxtextmining_phase1_map.json``; ``theme_label`` "single" or "none"."""
+    from pipelines.phase1 import load_phase1_map, phase1_rows, phase1_sentiment, phase1_theme
+
+    codes = {t["code"] for t in (taxonomy or load_taxonomy())["themes"]}
+    mapping = load_phase1_map()
+    out: list[Example] = []
+    for row in phase1_rows(path):
+        sentiment = phase1_sentiment(row["criticality"], mapping)
+        theme = phase1_theme(row["code"], sentiment, mapping)
+        if theme is not None and theme not in codes:
+            raise ValueError(f"phase-1 mapping names unknown theme {theme!r}")
+        out.append(Example(id=f"{row['organization']}-{row['row_index']}", text=row["feedback"].strip(),
+                           language="en", themes=(theme,) if theme else (), sentiment=sentiment,
+                           source="phase1", split="train", org=row["organization"],
+                           theme_label="single" if theme else "none"))
     return out
 
 
@@ -197,16 +239,29 @@ class TrainConfig:
     """Knobs of one training run; saved in the artifact's model.json."""
 
     seed: int = 13
-    theme_C: float = 16.0  # chosen by 5-fold CV on English train+val (micro and macro F1)
-    sent_C: float = 1.0  # chosen on English val and seed CV
-    sent_multilingual_weight: float = 6.0  # seed weight of the fi/sv sentiment head (seed CV: 0.84 vs 0.80 at 3)
-    multilingual_weight: float = 3.0  # prototypes and seeds are few; weigh each more than an English row
-    head_min_positives: int = 10  # English train + seed positives a theme needs for a head
+    # 16 was chosen by CV on NEAS alone (2,700 rows); with four organisations (5x the rows) 4 regularises
+    # more against one trust's wording and fits in well under half the time. Not tuned further.
+    theme_C: float = 4.0
+    # Phase-1 rows carry one theme; the other themes are unknown there, so they count as
+    # negatives only at this weight (1.0 would call every unlabelled theme absent).
+    single_label_negative_weight: float = 0.3
+    theme_positive_weight: float = 1.0  # cap of the sqrt(neg/pos) boost of rare themes' positives; 1 = off
+    sent_C: float = 1.0
+    sent_class_balanced: bool = True  # every sentiment class the same total weight (macro F1 is the target)
+    # Seed weight of the fi/sv sentiment head. It was 6 against 2,700 NEAS rows; the four
+    # organisations give 3.5x the labelled rows, so 20 keeps the same fi/sv-to-English balance.
+    sent_multilingual_weight: float = 20.0
+    multilingual_weight: float = 3.0  # prototypes and seeds in the English theme heads
+    # Seeds and prototypes in the fi/sv theme heads: 3 against 2,700 NEAS rows before; 12 keeps
+    # that balance against the four organisations' rows (one head set for all languages lost
+    # 0.14 seed-CV macro F1 on fi/sv).
+    multilingual_theme_weight: float = 12.0
+    head_min_positives: int = 10  # organisation + seed positives a theme needs for a head
     proto_center: float = 1.6
     proto_slope: float = 2.5
     proto_threshold: float = 0.5
     proto_weight: dict[str, float] = field(default_factory=lambda: {"en": 0.0, "fi": 0.3, "sv": 0.3})
-    threshold_shrink_below: int = 10  # val positives under which a tuned threshold is pulled to 0.5
+    threshold_shrink_below: int = 10  # out-of-fold positives under which a tuned threshold is pulled to 0.5
     lang_threshold_scale: dict[str, float] = field(default_factory=lambda: {"en": 1.0, "fi": 0.7, "sv": 0.7})
     tune_lang_threshold_scale: bool = True  # pick fi/sv scale by cross-validation over the seed examples
     scale_grid: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
@@ -217,13 +272,12 @@ class TrainConfig:
     urg_positive_weight: float = 20.0  # 46 urgent seeds against ~2,700 English rows
     urg_threshold: float = 0.7  # head probability that flags a text on its own
     max_themes: int = 4
-    # Weight of fi/sv seeds in the English heads, relative to the fi/sv heads; picked on English val.
-    english_foreign_scales: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass
 class TrainingData:
-    """Examples with their embeddings, grouped by source."""
+    """Examples with their embeddings, grouped by source. ``english`` holds every
+    organisation's labelled comments (NEAS, then phase-1 Trust A, B, C)."""
 
     english: list[Example]
     english_emb: np.ndarray
@@ -240,22 +294,37 @@ def data_hash(english: list[Example], seeds: list[Example], taxonomy: dict[str, 
     h = hashlib.sha256()
     h.update(json.dumps(taxonomy, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     for ex in english + seeds:
-        h.update(json.dumps([ex.id, ex.text, ex.themes, ex.sentiment, ex.urgent, ex.split],
+        h.update(json.dumps([ex.id, ex.text, ex.themes, ex.sentiment, ex.urgent, ex.org, ex.theme_label],
                             ensure_ascii=False).encode("utf-8"))
     return h.hexdigest()
 
 
+def embed_by_text(embedder: Embedder, texts: list[str], progress: bool, desc: str) -> np.ndarray:
+    """Embeddings of ``texts`` (duplicates embedded once, through the cache), row-aligned."""
+    unique = list(dict.fromkeys(texts))
+    emb = embed_cached(embedder, unique, progress=progress, desc=desc)
+    index = {t: i for i, t in enumerate(unique)}
+    return emb[[index[t] for t in texts]] if texts else emb
+
+
 def prepare_data(embedder: Embedder, taxonomy: dict[str, Any] | None = None, progress: bool = True,
-                 seed_path: Path = SEED_PATH, csv_path: Path | None = None) -> TrainingData:
-    """Load every training source and embed it (through the cache)."""
+                 seed_path: Path = SEED_PATH, csv_path: Path | None = None,
+                 phase1_path: Path | None = None) -> TrainingData:
+    """Load every training source and embed it (through the cache).
+
+    ``csv_path``: the NEAS CSV; ``phase1_path``: the phase-1 CSV (both default to the data
+    folder beside the clone).
+    """
     taxonomy = taxonomy or load_taxonomy()
-    english = load_pxtextmining(csv_path, taxonomy)
+    neas = load_pxtextmining(csv_path, taxonomy)
+    phase1 = load_phase1(phase1_path or phase1_csv(), taxonomy)
     seeds = load_jsonl(seed_path, "seed")
     protos = prototype_examples(taxonomy)
     a_texts, a_pol = anchor_texts()
     return TrainingData(
-        english=english,
-        english_emb=embed_cached(embedder, [e.text for e in english], progress=progress, desc="english"),
+        english=neas + phase1,
+        english_emb=np.concatenate([embed_cached(embedder, [e.text for e in neas], progress=progress, desc="neas"),
+                                    embed_by_text(embedder, [e.text for e in phase1], progress, "phase 1")]),
         seeds=seeds,
         seeds_emb=embed_cached(embedder, [e.text for e in seeds], progress=progress, desc="seeds"),
         protos=protos,
@@ -273,22 +342,6 @@ def _multi_hot(examples: list[Example], codes: list[str]) -> np.ndarray:
             if c in index:
                 y[r, index[c]] = 1
     return y
-
-
-def best_threshold(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray | None = None) -> tuple[float, float]:
-    """Threshold on ``scores`` maximising F1 against binary ``truth``; (threshold, F1)."""
-    grid = np.round(np.arange(0.05, 0.96, 0.025), 3) if grid is None else grid
-    best = (0.5, -1.0)
-    pos = truth.astype(bool)
-    for t in grid:
-        pred = scores >= t
-        tp = int((pred & pos).sum())
-        fp = int((pred & ~pos).sum())
-        fn = int((~pred & pos).sum())
-        f = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        if f > best[1] + 1e-9:
-            best = (float(t), f)
-    return best
 
 
 def language_balanced_weights(base: np.ndarray, languages: np.ndarray, labels: np.ndarray,
@@ -309,127 +362,53 @@ def language_balanced_weights(base: np.ndarray, languages: np.ndarray, labels: n
     return out
 
 
-def _language_scale(examples: list[Example], foreign_scale: float) -> np.ndarray:
-    """1.0 for English examples, ``foreign_scale`` for the others."""
-    return np.asarray([1.0 if ex.language == "en" else foreign_scale for ex in examples], dtype=np.float64)
+def org_rows(data: TrainingData, codes: list[str], config: TrainConfig,
+             seed_mask: np.ndarray | None = None, extra_weight: float | None = None) -> OrgRows:
+    """The organisation rows and training extras (seeds in ``seed_mask`` and prototypes, weighted
+    ``extra_weight``, default ``multilingual_weight``) as :class:`pipelines.org_cv.OrgRows`."""
+    eng = data.english
+    y = _multi_hot(eng, codes).astype(np.float64)
+    label = np.asarray([e.theme_label for e in eng])
+    w = np.ones_like(y)
+    single = label == "single"
+    w[single] = np.where(y[single] > 0, 1.0, config.single_label_negative_weight)
+    w[label == "none"] = 0.0
+    mask = np.ones(len(data.seeds), dtype=bool) if seed_mask is None else seed_mask
+    seeds = [s for s, m in zip(data.seeds, mask) if m]
+    extra = seeds + data.protos
+    return OrgRows(
+        orgs=np.asarray([e.org for e in eng]), emb=data.english_emb.astype(np.float32), y=y, theme_w=w,
+        scored=label != "none",
+        sent=np.asarray([SENTIMENTS.index(e.sentiment) if e.sentiment else NO_SENTIMENT for e in eng]),
+        extra_emb=np.concatenate([data.seeds_emb[mask], data.protos_emb]).astype(np.float32),
+        extra_y=_multi_hot(extra, codes).astype(np.float64),
+        extra_w=np.full((len(extra), len(codes)), config.multilingual_weight if extra_weight is None else extra_weight),
+        extra_is_seed=np.asarray([True] * len(seeds) + [False] * len(data.protos)),
+        proto_emb=data.protos_emb.astype(np.float32),
+        proto_theme=np.asarray([codes.index(p.themes[0]) for p in data.protos]),
+        codes=codes, scored_codes=[c for c in codes if c != "language_rights"],
+    )
 
 
-@dataclass
-class _Heads:
-    coef: np.ndarray
-    intercept: np.ndarray
-    has_head: np.ndarray
-    thresholds: np.ndarray
-    sent_coef: np.ndarray
-    sent_intercept: np.ndarray
-    sent_coef_ml: np.ndarray
-    sent_intercept_ml: np.ndarray
-
-
-def _fit_heads(data: TrainingData, codes: list[str], config: TrainConfig, seed_mask: np.ndarray,
-               log: Callable[[str], None], foreign_scale: float = 1.0) -> _Heads:
-    """Theme and sentiment heads on English train + prototypes + the seeds in ``seed_mask``.
-
-    ``foreign_scale`` multiplies the weight of Finnish and Swedish seeds and prototypes:
-    1.0 for the heads that score fi/sv texts, lower for the English heads, where many
-    fi/sv seeds pull the decision boundaries away from English patient comments.
-    """
+def fit_multilingual_sentiment(data: TrainingData, config: TrainConfig,
+                               seed_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fi/sv sentiment head: every organisation row plus the seeds in ``seed_mask`` at
+    ``sent_multilingual_weight``, classes balanced within each language."""
     from sklearn.linear_model import LogisticRegression
 
-    from pipelines.classify import proto_theme_scores
-
-    eng = data.english
-    split = np.asarray([e.split for e in eng])
-    tr, va = split == "train", split == "val"
-    seeds = [s for s, m in zip(data.seeds, seed_mask) if m]
-    multi = seeds + data.protos
-    multi_emb = np.concatenate([data.seeds_emb[seed_mask], data.protos_emb])
-    eng_tr = [e for e, m in zip(eng, tr) if m]
-
-    x = np.concatenate([data.english_emb[tr], multi_emb]).astype(np.float64)
-    y = np.concatenate([_multi_hot(eng_tr, codes), _multi_hot(multi, codes)])
-    w = np.concatenate([np.ones(len(eng_tr)), config.multilingual_weight * _language_scale(multi, foreign_scale)])
-    positives = _multi_hot(eng_tr, codes).sum(axis=0) + _multi_hot(seeds, codes).sum(axis=0)
-
-    dim = x.shape[1]
-    coef = np.zeros((len(codes), dim), dtype=np.float32)
-    intercept = np.full(len(codes), -10.0, dtype=np.float32)
-    has_head = np.zeros(len(codes), dtype=bool)
-    for j, code in enumerate(codes):
-        if positives[j] < config.head_min_positives:
-            log(f"theme {code}: {int(positives[j])} positives, prototype fallback")
-            continue
-        clf = LogisticRegression(C=config.theme_C, max_iter=3000, random_state=config.seed)
-        clf.fit(x, y[:, j], sample_weight=w)
-        coef[j], intercept[j], has_head[j] = clf.coef_[0], clf.intercept_[0], True
-
-    # Thresholds on the English validation part, scored the way classify scores English.
-    va_emb = data.english_emb[va]
-    y_va = _multi_hot([e for e, m in zip(eng, va) if m], codes)
-    head = 1.0 / (1.0 + np.exp(-(va_emb @ coef.T + intercept)))
-    proto = proto_theme_scores(va_emb, data.protos_emb, np.asarray([codes.index(p.themes[0]) for p in data.protos]),
-                               len(codes), config.proto_center, config.proto_slope)
-    pw = config.proto_weight.get("en", 0.0)
-    blended = np.where(has_head[None, :], (1 - pw) * head + pw * proto, proto)
-    thresholds = np.full(len(codes), config.proto_threshold, dtype=np.float32)
-    for j in range(len(codes)):
-        n_pos = int(y_va[:, j].sum())
-        if not has_head[j] or n_pos == 0:
-            continue
-        t, _ = best_threshold(blended[:, j], y_va[:, j])
-        if n_pos < config.threshold_shrink_below:
-            # Few validation positives: the tuned value is noise, so pull it toward 0.5.
-            t = 0.5 + (t - 0.5) * n_pos / config.threshold_shrink_below
-        thresholds[j] = round(float(t), 4)
-
-    # Sentiment: 3-class on English rows with a label plus seeds, classes balanced per language.
-    s_rows = [i for i in np.flatnonzero(tr) if eng[i].sentiment]
-    s_seed = [s for s in seeds if s.sentiment in SENTIMENTS]
-    s_seed_emb = data.seeds_emb[seed_mask][[i for i, s in enumerate(seeds) if s.sentiment in SENTIMENTS]]
-    xs = np.concatenate([data.english_emb[s_rows], s_seed_emb]).astype(np.float64)
-    ys = np.asarray([SENTIMENTS.index(eng[i].sentiment) for i in s_rows]  # type: ignore[arg-type]
-                    + [SENTIMENTS.index(s.sentiment) for s in s_seed])  # type: ignore[arg-type]
-    langs = np.asarray(["en"] * len(s_rows) + [s.language for s in s_seed])
-
-    def sentiment_head(seed_weight: float) -> Any:
-        base = np.concatenate([np.ones(len(s_rows)), seed_weight * _language_scale(s_seed, foreign_scale)])
-        return LogisticRegression(C=config.sent_C, max_iter=3000, random_state=config.seed).fit(
-            xs, ys, sample_weight=language_balanced_weights(base, langs, ys, len(SENTIMENTS)))
-
-    # Two heads: more seed weight helps Finnish/Swedish but costs English accuracy.
-    sclf = sentiment_head(config.multilingual_weight)
-    sclf_ml = sentiment_head(config.sent_multilingual_weight)
-    # Mixed comments are the hard class; shift the neutral logit to maximise macro F1 on English val.
-    from pipelines.evaluation import sentiment_report
-
-    v_rows = [i for i in np.flatnonzero(va) if eng[i].sentiment]
-    v_logits = data.english_emb[v_rows] @ sclf.coef_.T + sclf.intercept_
-    v_truth = [eng[i].sentiment for i in v_rows]
-    best_shift, best_f1 = 0.0, -1.0
-    for shift in np.round(np.arange(-1.0, 1.01, 0.1), 2):
-        pred = [SENTIMENTS[k] for k in (v_logits + np.asarray([0.0, shift, 0.0])).argmax(axis=1)]
-        f1 = sentiment_report(v_truth, pred)["macro_f1"]  # type: ignore[arg-type]
-        if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9 and abs(shift) < abs(best_shift)):
-            best_shift, best_f1 = float(shift), f1
-    sclf.intercept_ = sclf.intercept_ + np.asarray([0.0, best_shift, 0.0])
-    return _Heads(coef, intercept, has_head, thresholds, sclf.coef_.astype(np.float32),
-                  sclf.intercept_.astype(np.float32), sclf_ml.coef_.astype(np.float32),
-                  sclf_ml.intercept_.astype(np.float32))
+    rows = [i for i, e in enumerate(data.english) if e.sentiment]
+    seeds = [i for i, s in enumerate(data.seeds) if seed_mask[i] and s.sentiment in SENTIMENTS]
+    x = np.concatenate([data.english_emb[rows], data.seeds_emb[seeds]]).astype(np.float64)
+    y = np.asarray([SENTIMENTS.index(data.english[i].sentiment) for i in rows]  # type: ignore[arg-type]
+                   + [SENTIMENTS.index(data.seeds[i].sentiment) for i in seeds])  # type: ignore[arg-type]
+    langs = np.asarray(["en"] * len(rows) + [data.seeds[i].language for i in seeds])
+    base = np.concatenate([np.ones(len(rows)), np.full(len(seeds), config.sent_multilingual_weight)])
+    clf = LogisticRegression(C=config.sent_C, max_iter=3000, random_state=config.seed).fit(
+        x, y, sample_weight=language_balanced_weights(base, langs, y, len(SENTIMENTS)))
+    return clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
 
 
-def _theme_scores(heads: _Heads, emb: np.ndarray, langs: list[str], data: TrainingData, codes: list[str],
-                  config: TrainConfig) -> np.ndarray:
-    """Blended theme scores as classify computes them (before thresholds)."""
-    from pipelines.classify import proto_theme_scores
-
-    head = 1.0 / (1.0 + np.exp(-(emb @ heads.coef.T + heads.intercept)))
-    proto = proto_theme_scores(emb, data.protos_emb, np.asarray([codes.index(p.themes[0]) for p in data.protos]),
-                               len(codes), config.proto_center, config.proto_slope)
-    pw = np.asarray([config.proto_weight.get(lang, 0.3) for lang in langs])[:, None]
-    return np.where(heads.has_head[None, :], (1 - pw) * head + pw * proto, proto)
-
-
-def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfig,
+def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfig, thresholds: np.ndarray,
                         log: Callable[[str], None]) -> tuple[float, dict[str, Any]]:
     """Threshold scale for fi/sv chosen by k-fold CV over the non-English seed examples.
 
@@ -440,20 +419,25 @@ def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfi
     from sklearn.model_selection import KFold
 
     from pipelines.evaluation import multilabel_report, sentiment_report
-
     ml = np.asarray([i for i, s in enumerate(data.seeds) if s.language != "en"])
     ratios = np.zeros((len(ml), len(codes)))
     sent_pred: list[str] = []
     sent_idx: list[int] = []
+    protos = np.asarray([codes.index(p.themes[0]) for p in data.protos])
     for _, held in KFold(config.cv_folds, shuffle=True, random_state=config.seed).split(ml):
         mask = np.ones(len(data.seeds), dtype=bool)
         mask[ml[held]] = False
-        heads = _fit_heads(data, codes, config, mask, log=lambda s: None)
+        rows = org_rows(data, codes, config, mask, config.multilingual_theme_weight)
+        heads = OrgCV(rows, config).fit(frozenset(rows.orgs.tolist()))
         emb = data.seeds_emb[ml[held]]
-        langs = [data.seeds[i].language for i in ml[held]]
-        ratios[held] = _theme_scores(heads, emb, langs, data, codes, config) / heads.thresholds[None, :]
-        logits = emb @ heads.sent_coef_ml.T + heads.sent_intercept_ml
-        sent_pred += [SENTIMENTS[k] for k in logits.argmax(axis=1)]
+        head = 1.0 / (1.0 + np.exp(-(emb @ heads.coef.T + heads.intercept)))
+        proto = proto_theme_scores(emb, data.protos_emb, protos, len(codes), config.proto_center,
+                                   config.proto_slope)
+        pw = np.asarray([config.proto_weight.get(data.seeds[i].language, 0.3) for i in ml[held]])[:, None]
+        scores = np.where(heads.has_head[None, :], (1 - pw) * head + pw * proto, proto)
+        ratios[held] = scores / thresholds[None, :]
+        coef, intercept = fit_multilingual_sentiment(data, config, mask)
+        sent_pred += [SENTIMENTS[k] for k in (emb @ coef.T + intercept).argmax(axis=1)]
         sent_idx += list(ml[held])
     truth = [set(data.seeds[i].themes) for i in ml]
     results = {}
@@ -469,55 +453,10 @@ def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfi
                   "sentiment_macro_f1": round(srep["macro_f1"], 4), "sentiment_accuracy": round(srep["accuracy"], 4)}
 
 
-def english_validation_scores(heads: _Heads, data: TrainingData, codes: list[str],
-                              config: TrainConfig) -> dict[str, float]:
-    """Theme micro/macro F1 and sentiment macro F1 of ``heads`` on the English validation rows.
-
-    The thresholds were tuned on these rows, so the figures are optimistic; they only
-    rank alternatives that were tuned the same way.
-    """
-    from pipelines.evaluation import multilabel_report, sentiment_report
-
-    va = np.asarray([e.split == "val" for e in data.english])
-    rows = [e for e, m in zip(data.english, va) if m]
-    emb = data.english_emb[va]
-    scores = _theme_scores(heads, emb, ["en"] * len(rows), data, codes, config)
-    pred = [{codes[j] for j in np.flatnonzero(r)} for r in scores >= heads.thresholds[None, :]]
-    themes = multilabel_report([set(e.themes) for e in rows], pred, codes)
-    labelled = [i for i, e in enumerate(rows) if e.sentiment]
-    logits = emb[labelled] @ heads.sent_coef.T + heads.sent_intercept
-    sentiment = sentiment_report([rows[i].sentiment for i in labelled],  # type: ignore[misc]
-                                 [SENTIMENTS[k] for k in logits.argmax(axis=1)])
-    return {"micro_f1": round(themes["micro_f1"], 4), "macro_f1": round(themes["macro_f1"], 4),
-            "sentiment_macro_f1": round(sentiment["macro_f1"], 4)}
-
-
-def fit_english_heads(data: TrainingData, codes: list[str], config: TrainConfig, full_weight: _Heads,
-                      log: Callable[[str], None]) -> tuple[_Heads, dict[str, Any]]:
-    """English heads with the fi/sv seed weight scale that scores best on English val:
-    the theme heads by theme micro + macro F1, the sentiment head by its macro F1.
-    ``full_weight`` are the heads already fitted at scale 1.0 (the fi/sv heads)."""
-    import dataclasses
-
-    every_seed = np.ones(len(data.seeds), dtype=bool)
-    fitted = {scale: full_weight if scale == 1.0 else
-              _fit_heads(data, codes, config, every_seed, lambda s: None, foreign_scale=scale)
-              for scale in config.english_foreign_scales}
-    results = {str(scale): english_validation_scores(heads, data, codes, config) for scale, heads in fitted.items()}
-    scales = config.english_foreign_scales
-    theme_scale = max(scales, key=lambda x: (results[str(x)]["micro_f1"] + results[str(x)]["macro_f1"], -x))
-    sent_scale = max(scales, key=lambda x: (results[str(x)]["sentiment_macro_f1"], -x))
-    log(f"English heads: fi/sv seed scale {theme_scale} for themes, {sent_scale} for sentiment "
-        f"(val {results[str(theme_scale)]['micro_f1']}/{results[str(theme_scale)]['macro_f1']}, "
-        f"{results[str(sent_scale)]['sentiment_macro_f1']})")
-    sent = fitted[sent_scale]
-    heads = dataclasses.replace(fitted[theme_scale], sent_coef=sent.sent_coef, sent_intercept=sent.sent_intercept)
-    return heads, {"scales": results, "theme_scale": theme_scale, "sentiment_scale": sent_scale}
-
-
 def fit_urgency_head(data: TrainingData, config: TrainConfig) -> dict[str, np.ndarray]:
     """Embedding head for urgent texts the lexicon misses (paraphrases), plus the urgent
-    seeds' vectors and reasons so a head-only flag can name the nearest reason."""
+    seeds' vectors and reasons so a head-only flag can name the nearest reason.
+    Negatives: the NEAS rows of the old 70 % train bucket (no organisation marks urgency)."""
     from sklearn.linear_model import LogisticRegression
 
     from pipelines.urgency import REASONS, detect_urgency
@@ -525,7 +464,7 @@ def fit_urgency_head(data: TrainingData, config: TrainConfig) -> dict[str, np.nd
     urgent = np.asarray([bool(s.urgent) for s in data.seeds])
     if urgent.sum() < 5:
         return {}
-    tr = np.asarray([e.split == "train" for e in data.english])
+    tr = np.asarray([e.org == "NEAS" and e.split == "train" for e in data.english])
     x = np.concatenate([data.english_emb[tr], data.seeds_emb]).astype(np.float64)
     y = np.concatenate([np.zeros(int(tr.sum())), urgent.astype(float)])
     w = np.concatenate([np.ones(int(tr.sum())),
@@ -541,51 +480,67 @@ def fit_urgency_head(data: TrainingData, config: TrainConfig) -> dict[str, np.nd
 
 
 def train_heads(data: TrainingData, taxonomy: dict[str, Any], config: TrainConfig,
-                log: Callable[[str], None] = lambda s: None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Fit theme and sentiment heads, tune thresholds; returns (weights, json metadata parts)."""
+                log: Callable[[str], None] = lambda s: None,
+                leave_one_org_out: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Fit the heads on every organisation, thresholds and neutral shift by inner
+    leave-one-org-out, the fi/sv threshold scale by seed CV; with ``leave_one_org_out`` also
+    the generalisation figures (the scores ``feedback eval`` reproduces). Returns
+    (weights, json metadata parts)."""
     codes = [t["code"] for t in taxonomy["themes"]]
+    rows = org_rows(data, codes, config)
+    cv = OrgCV(rows, config, log)
+    final = cv.tune(frozenset(rows.org_names))
+    loo = cv.leave_one_org_out() if leave_one_org_out else None
     seed_cv: dict[str, Any] | None = None
     if config.tune_lang_threshold_scale and any(s.language != "en" for s in data.seeds):
-        scale, seed_cv = tune_language_scale(data, codes, config, log)
+        scale, seed_cv = tune_language_scale(data, codes, config, final.thresholds, log)
         config.lang_threshold_scale = {**config.lang_threshold_scale, "fi": scale, "sv": scale}
-    heads = _fit_heads(data, codes, config, np.ones(len(data.seeds), dtype=bool), log)  # fi/sv texts
-    en_heads, en_search = fit_english_heads(data, codes, config, heads, log)
+    every_seed = np.ones(len(data.seeds), dtype=bool)
+    ml_rows = org_rows(data, codes, config, extra_weight=config.multilingual_theme_weight)
+    ml_heads = OrgCV(ml_rows, config).fit(frozenset(ml_rows.org_names))
+    sent_coef_ml, sent_intercept_ml = fit_multilingual_sentiment(data, config, every_seed)
     urg = fit_urgency_head(data, config)
-
-    split = np.asarray([e.split for e in data.english])
-    eng_tr = [e for e, s in zip(data.english, split) if s == "train"]
+    heads = final.heads
     weights = {
-        "theme_coef": en_heads.coef.astype(np.float32),
-        "theme_intercept": en_heads.intercept.astype(np.float32),
-        "theme_coef_ml": heads.coef.astype(np.float32),
-        "theme_intercept_ml": heads.intercept.astype(np.float32),
-        "has_head": heads.has_head,
-        "sent_coef": en_heads.sent_coef,
-        "sent_intercept": en_heads.sent_intercept,
-        "sent_coef_ml": heads.sent_coef_ml,
-        "sent_intercept_ml": heads.sent_intercept_ml,
+        "theme_coef": heads.coef,
+        "theme_intercept": heads.intercept,
+        "has_head": heads.has_head & ml_heads.has_head,
+        # fi/sv texts: heads with the seeds weighted up (classify picks them for non-English texts).
+        "theme_coef_ml": ml_heads.coef,
+        "theme_intercept_ml": ml_heads.intercept,
+        "sent_coef": heads.sent_coef,
+        # The neutral shift chosen across organisations is folded into the intercept.
+        "sent_intercept": (heads.sent_intercept + np.asarray([0.0, final.neutral_shift, 0.0])).astype(np.float32),
+        "sent_coef_ml": sent_coef_ml,
+        "sent_intercept_ml": sent_intercept_ml,
         "proto_emb": data.protos_emb.astype(np.float16),
-        "proto_theme": np.asarray([codes.index(p.themes[0]) for p in data.protos], dtype=np.int16),
+        "proto_theme": rows.proto_theme.astype(np.int16),
         "anchor_emb": data.anchors_emb.astype(np.float16),
         "anchor_pol": data.anchors_pol.astype(np.int8),
         **urg,
     }
+    orgs = np.asarray([e.org for e in data.english])
     meta = {
         "themes": codes,
-        "thresholds": {c: round(float(t), 4) for c, t in zip(codes, en_heads.thresholds)},
-        "thresholds_ml": {c: round(float(t), 4) for c, t in zip(codes, heads.thresholds)},
-        "english_heads": en_search,
+        "thresholds": {c: round(float(t), 4) for c, t in zip(codes, final.thresholds)},
+        # fi/sv: the same organisation-tuned thresholds; classify scales them by lang_threshold_scale.
+        "thresholds_ml": {c: round(float(t), 4) for c, t in zip(codes, final.thresholds)},
+        "neutral_shift": final.neutral_shift,
+        "inner_cv": final.inner,
         "theme_heads": {c: bool(h) for c, h in zip(codes, heads.has_head)},
-        "training_rows": {"english_train": int((split == "train").sum()), "english_val": int((split == "val").sum()),
-                          "english_test": int((split == "test").sum()), "seeds": len(data.seeds),
-                          "prototypes": len(data.protos),
-                          "english_positives": {c: int(n) for c, n in zip(codes, _multi_hot(eng_tr, codes).sum(0))},
+        "training_rows": {"organisations": {o: int((orgs == o).sum()) for o in rows.org_names},
+                          "with_theme_label": int(rows.scored.sum()),
+                          "with_sentiment": int(sum(1 for e in data.english if e.sentiment)),
+                          "seeds": len(data.seeds), "prototypes": len(data.protos),
+                          "positives": {c: int(n) for c, n in zip(codes, rows.y[rows.scored].sum(0))},
                           "seed_positives": {c: int(n) for c, n in zip(codes, _multi_hot(data.seeds, codes).sum(0))}},
         "seed_cv": seed_cv,
+        "leave_one_org_out": loo,
         "urgency": {"lexicon": "pipelines/urgency.py",
-                    "head": "logistic regression: urgent seed examples vs English train rows and other seeds",
+                    "head": "logistic regression: urgent seed examples vs NEAS train-bucket rows and other seeds",
                     "urgent_seeds": int(sum(bool(s.urgent) for s in data.seeds)),
-                    "note": "'Safeguarding concerns?' is empty in every NEAS row, so English gives only negatives"},
+                    "note": "no organisation's data marks urgency ('Safeguarding concerns?' is empty in every "
+                            "NEAS row), so English gives only negatives"},
     }
     return weights, meta
 
@@ -618,8 +573,11 @@ def build_metadata(embedder_name: str, taxonomy: dict[str, Any], config: TrainCo
         "embed_kind": EMBED_KIND,
         "training_data_sha256": dhash,
         "seed": config.seed,
-        "split": {"rule": f"sha256('{SPLIT_SALT}' + Comment ID) mod 100: <70 train, <80 val, else test",
-                  "source": "pxtextmining NEAS v6framework, rows with an answer"},
+        "split": {"rule": "leave-one-organisation-out over NEAS, Trust A, Trust B, Trust C; thresholds and the "
+                          "neutral shift from an inner leave-one-organisation-out over the training organisations",
+                  "sources": ["pxtextmining NEAS v6framework, rows with an answer",
+                              "pxtextmining phase 1 (Trust A, B, C), mapped by schemas/pxtextmining_phase1_map.json"],
+                  "urgency_negatives": f"NEAS rows with sha256('{SPLIT_SALT}' + Comment ID) mod 100 < 70"},
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "config": cfg,
         **parts,

@@ -76,5 +76,12 @@ def test_train_names_the_missing_data_and_how_to_set_it(tmp_path, monkeypatch):
         assert str(tmp_path / "from-setting") in result.output and "--data-dir" in result.output
         result = CliRunner().invoke(app, ["train", "--quiet", "--data-dir", str(tmp_path / "from-option")])
         assert result.exit_code == 2 and str(tmp_path / "from-option") in result.output
+        # eval re-runs training leave-one-organisation-out, so it needs the data too (or --gold-only)
+        result = CliRunner().invoke(app, ["eval", "--quiet", "--data-dir", str(tmp_path / "from-option")])
+        assert result.exit_code == 2 and str(tmp_path / "from-option") in result.output
+        (tmp_path / "from-option" / "pxtextmining-neas").mkdir(parents=True)
+        (tmp_path / "from-option" / "pxtextmining-neas" / "v6framework_neas.csv").write_text("x\n")
+        result = CliRunner().invoke(app, ["train", "--quiet", "--data-dir", str(tmp_path / "from-option")])
+        assert result.exit_code == 2 and "pxtextmining-phase1" in result.output
     finally:
         get_settings.cache_clear()
