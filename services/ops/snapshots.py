@@ -28,14 +28,16 @@ from pipelines.snapshots import (
     snapshot_name,
 )
 from services.adapters.es import area_alias_actions, current_index, ensure_area_aliases
-from services.adapters.stores import actions_index, erasures_index
+from services.adapters.stores import SIDE_INDICES, erasures_index
 
 _CHUNK = 1000  # refs per terms query when re-applying erasures
 
 
 def side_indices(alias: str) -> list[str]:
-    """The closure loop's indices that belong in every snapshot of ``alias``."""
-    return [actions_index(alias), erasures_index(alias)]
+    """Every side index of ``alias`` (services/adapters/stores.SIDE_INDICES): actions, erasures,
+    urgent-item state, digests sent, training picks, insights and taxonomy changes. Some hold
+    what nothing else can rebuild (the erasure list, leads' decisions), so every snapshot has them."""
+    return [f"{alias}-{kind}" for kind in SIDE_INDICES]
 
 
 def _error_reason(exc: ApiError) -> str:

@@ -106,3 +106,14 @@ def test_slm_policy_snapshots_alias_and_side_indices_with_retention():
     assert policy["retention"] == {"expire_after": "30d", "min_count": 7, "max_count": 30}
     with pytest.raises(SnapshotError):
         slm_policy("feedback", "r", SIDE, min_count=10, max_count=5)
+
+
+def test_every_side_index_is_in_the_snapshots():
+    # The erasure list and leads' decisions (urgent acknowledgements, picks, taxonomy changes)
+    # exist nowhere else: a new side index is backed up without anyone remembering to add it.
+    from services.adapters.stores import SIDE_INDICES, actions_index, erasures_index, taxonomy_changes_index
+    from services.ops.snapshots import side_indices
+
+    names = side_indices("feedback")
+    assert names == [f"feedback-{kind}" for kind in SIDE_INDICES]
+    assert {actions_index("feedback"), erasures_index("feedback"), taxonomy_changes_index("feedback")} <= set(names)
