@@ -55,8 +55,9 @@ def backlog_flat(lag: Sequence[tuple[float, float]], rate: float, *, growth_shar
 
 
 def highest_sustainable(phases: Iterable[Mapping[str, Any]]) -> float | None:
-    """The highest steady rate whose backlog stayed flat and whose items all became searchable."""
-    ok = [p["rate"] for p in phases if p.get("flat") and p.get("all_searchable")]
+    """The highest steady rate whose backlog stayed flat and whose items all became searchable
+    (a burst has no rate and does not count)."""
+    ok = [p["rate"] for p in phases if p.get("rate") is not None and p.get("flat") and p.get("all_searchable")]
     return max(ok) if ok else None
 
 
@@ -189,9 +190,13 @@ def e2e_report(result: Mapping[str, Any]) -> str:
                          ["service", "CPU per item", "CPU total", "peak RSS"]))
     sat = result.get("saturation")
     if sat:
-        out.append(f"\nenricher saturated: {sat['enricher_items_per_s']:.1f} items/s over {sat['items']} items; "
-                   f"bare encode in the same run: {sat['bare_encode_items_per_s']:.1f} items/s "
+        indexer = sat.get("indexer", "running")
+        out.append(f"\nenricher saturated (indexer {indexer}): {sat['enricher_items_per_s']:.1f} items/s over "
+                   f"{sat['items']} items; bare encode in the same run: {sat['bare_encode_items_per_s']:.1f} items/s "
                    f"(batch {sat['batch_size']}); ratio {sat['ratio']:.2f} (target >= 0.9)")
+        if indexer == "stopped":
+            out.append(f"with the indexer and Elasticsearch indexing beside it on the same cores: "
+                       f"{sat['beside_indexer_items_per_s']:.1f} items/s")
     targets = result.get("targets")
     if targets:
         out.append("\ntargets")

@@ -50,6 +50,9 @@ def test_the_highest_sustainable_rate_needs_a_flat_backlog_and_every_item_found(
               {"rate": 20, "flat": False, "all_searchable": True}, {"rate": 40, "flat": True, "all_searchable": False}]
     assert highest_sustainable(phases) == 10
     assert highest_sustainable([{"rate": 5, "flat": False, "all_searchable": True}]) is None
+    burst = {"rate": None, "flat": True, "all_searchable": True}
+    assert highest_sustainable(phases + [burst]) == 10
+    assert highest_sustainable([burst]) is None
 
 
 def test_histogram_delta_between_scrapes_with_mean_and_interpolated_quantile():
@@ -88,11 +91,13 @@ def test_e2e_report_shows_every_phase_stage_cost_and_the_enricher_ratio():
               "highest_sustainable": 5,
               "cost": {"enricher": {"cpu_ms_per_item": 51.0, "cpu_s": 8.7, "peak_rss_mb": 267}},
               "saturation": {"items": 64, "enricher_items_per_s": 7.6, "bare_encode_items_per_s": 8.0,
-                             "batch_size": 32, "ratio": 0.95},
+                             "batch_size": 32, "ratio": 0.95, "indexer": "stopped",
+                             "beside_indexer_items_per_s": 6.1},
               "targets": [{"what": "t", "figure": "1.00s", "met": True}]}
     text = e2e_report(result)
     for expected in ("5/s", "burst 50", "queue before enricher", "51.0 ms", "267 MB", "ratio 0.95",
-                     "highest sustainable rate: 5 items/s", "t: 1.00s -> met"):
+                     "highest sustainable rate: 5 items/s", "t: 1.00s -> met",
+                     "(indexer stopped)", "beside it on the same cores: 6.1 items/s"):
         assert expected in text
 
 
