@@ -140,9 +140,10 @@ class Bench:
                 phase.errors.append(f"lag: {type(exc).__name__}")
             await asyncio.sleep(1.0)
 
-    async def scrape(self) -> dict[str, dict[Any, float]]:
+    async def scrape(self, only: str | None = None) -> dict[str, dict[Any, float]]:
         async with httpx.AsyncClient(timeout=10) as client:
-            return {name: parse_metrics((await client.get(url)).text) for name, url in self.metrics_urls.items()}
+            return {name: parse_metrics((await client.get(url)).text) for name, url in self.metrics_urls.items()
+                    if only in (None, name)}
 
     async def run_phase(self, phase: Phase, duration_s: float, burst: int = 0) -> dict[str, Any]:
         before = await self.scrape()
@@ -197,46 +198,28 @@ class Bench:
                 "lag": phase.lag, "flat": backlog_flat(phase.lag, rate) if phase.rate else True,
                 "all_searchable": all_found, "stages": stages}
 
-    async def saturate(self, n: int) -> dict[str, Any]:
-        """Put ``n`` events straight on feedback.received, time the enricher through them, then
-        time the bare encoder on the same texts here (one after the other: same CPUs)."""
+    async def saturate(self, n: int, group: ServiceGroup | None) -> dict[str, Any]:
+        """Put ``n`` events straight on feedback.received and time the enricher through them,
+        then time the bare encoder on the same texts here (one after the other: same CPUs).
+
+        The bare encoder has the machine to itself, so the enricher is timed alone too: with
+        the indexer stopped (when this bench started it), as what the target compares is the
+        enricher's own overhead, not the CPU that Elasticsearch's indexing takes beside it
+        on the same cores. A second round, with the indexer running, is reported beside it.
+        """
         from pipelines.embedding import make_embedder
-        from pipelines.intake import AppFeedbackIn, from_app
-        from services.adapters.kafka_io import dumps
-        from services.topics import FEEDBACK_RECEIVED
 
-        events = []
-        for _ in range(n):
-            events.append(from_app(AppFeedbackIn.model_validate(self.body())).event)
-        counter = ("feedback_events_processed_total", (("outcome", "ok"), ("stage", "enricher")))
-        start = (await self.scrape())["enricher"].get(counter, 0.0)
-        from services.adapters.kafka_io import aiokafka_producer
-
-        producer = aiokafka_producer(self.settings)
-        await producer.start()
-        try:
-            futures = [await producer.send(self.settings.topic(FEEDBACK_RECEIVED.name), dumps(e),
-                                           key=e["feedback_id"].encode()) for e in events]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-        # The rate between the first and the last change of the enricher's counter.
-        first: tuple[float, float] | None = None
-        last = (time.monotonic(), start)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            value = (await self.scrape())["enricher"].get(counter, 0.0)
-            now = time.monotonic()
-            if value > last[1]:
-                first = first or last
-                last = (now, value)
-            if value - start >= n:
-                break
-            await asyncio.sleep(0.25)
-        done = last[1] - (first[1] if first else start)
-        seconds = last[0] - first[0] if first else 0.0
-        enricher_rate = done / seconds if seconds > 0 else 0.0
-        embedder = make_embedder(self.settings.embedder)
+        events = self.saturation_events(n)
+        alone = group is not None and "indexer" in group.running
+        if alone:
+            await asyncio.to_thread(group.stop, "indexer")
+        enricher_rate = await self.time_enricher(events)
+        if alone:
+            await asyncio.to_thread(group.start, "indexer")
+            await self.wait_drained()
+        beside = await self.time_enricher(self.saturation_events(n)) if alone else enricher_rate
+        await self.wait_drained()  # the indexer idle again before the bare encoder runs
+        embedder = make_embedder(self.settings.embedder, self.settings.embed_threads)  # as the enricher's
         embedder.warm_up()
         texts = [e["text"] for e in events]
         batch = self.settings.enrich_batch_size
@@ -245,7 +228,52 @@ class Bench:
             embedder.encode(texts[s:s + batch], kind="passage")
         bare = len(texts) / (time.perf_counter() - t)
         return {"items": n, "enricher_items_per_s": round(enricher_rate, 2), "bare_encode_items_per_s": round(bare, 2),
+                "indexer": "stopped" if alone else "running",
+                "beside_indexer_items_per_s": round(beside, 2),
                 "batch_size": batch, "ratio": round(enricher_rate / bare, 3) if bare else 0.0}
+
+    def saturation_events(self, n: int) -> list[dict[str, Any]]:
+        from pipelines.intake import AppFeedbackIn, from_app
+
+        return [from_app(AppFeedbackIn.model_validate(self.body())).event for _ in range(n)]
+
+    async def time_enricher(self, events: list[dict[str, Any]]) -> float:
+        """Items/s of the enricher through ``events`` put on its input at once: the rate between
+        the first and the last change of its processed counter."""
+        from services.adapters.kafka_io import aiokafka_producer, dumps
+        from services.topics import FEEDBACK_RECEIVED
+
+        counter = ("feedback_events_processed_total", (("outcome", "ok"), ("stage", "enricher")))
+        start = (await self.scrape("enricher"))["enricher"].get(counter, 0.0)
+        producer = aiokafka_producer(self.settings)
+        await producer.start()
+        try:
+            futures = [await producer.send(self.settings.topic(FEEDBACK_RECEIVED.name), dumps(e),
+                                           key=e["feedback_id"].encode()) for e in events]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        first: tuple[float, float] | None = None
+        last = (time.monotonic(), start)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            value = (await self.scrape("enricher"))["enricher"].get(counter, 0.0)
+            now = time.monotonic()
+            if value > last[1]:
+                first = first or last
+                last = (now, value)
+            if value - start >= len(events):
+                break
+            await asyncio.sleep(0.25)
+        done = last[1] - (first[1] if first else start)
+        seconds = last[0] - first[0] if first else 0.0
+        return done / seconds if seconds > 0 else 0.0
+
+    async def wait_drained(self, timeout_s: float = 120.0) -> None:
+        """Until the enricher and the indexer have committed everything (or the time-out)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and await asyncio.to_thread(self.total_lag) > 0:
+            await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         await self.es.close()
@@ -302,7 +330,7 @@ def run_bench_e2e(rates: list[float], duration_s: float, burst: int, saturate: i
                   {s: f"http://127.0.0.1:{port(s)}/metrics" for s in ("enricher", "indexer")})
     pids = {name: sp.proc.pid for name, sp in group.running.items()} if group else {}
     try:
-        result = asyncio.run(_drive(bench, rates, duration_s, burst, saturate, pids))
+        result = asyncio.run(_drive(bench, rates, duration_s, burst, saturate, pids, group))
     finally:
         if group is not None:
             group.stop_all()
@@ -317,7 +345,7 @@ def run_bench_e2e(rates: list[float], duration_s: float, burst: int, saturate: i
 
 
 async def _drive(bench: Bench, rates: list[float], duration_s: float, burst: int, saturate: int,
-                 pids: dict[str, int]) -> dict[str, Any]:
+                 pids: dict[str, int], group: ServiceGroup | None) -> dict[str, Any]:
     random.seed(0)
     try:
         # Warm the path (first requests load models, open connections) outside the figures.
@@ -340,7 +368,7 @@ async def _drive(bench: Bench, rates: list[float], duration_s: float, burst: int
         sat = None
         if saturate:
             print(f"saturating the enricher with {saturate} items ...", flush=True)
-            sat = await bench.saturate(saturate)
+            sat = await bench.saturate(saturate, group)
         best = highest_sustainable(phases)
         return {"rates": rates, "duration_s": duration_s, "poll_s": POLL_S, "phases": phases,
                 "highest_sustainable": best, "cost": cost, "saturation": sat,

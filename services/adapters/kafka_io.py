@@ -5,6 +5,8 @@ import json
 import ssl
 from typing import Any
 
+import pydantic_core
+
 from pipelines.clock import utc_now
 from pipelines.dead_letters import seal
 from pipelines.vault import ContactVault
@@ -13,7 +15,9 @@ from services.settings import Settings
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON of a record (pydantic's serialiser: several times faster than json.dumps
+    on the enricher's 384-number embeddings and on ingest's hot path)."""
+    return pydantic_core.to_json(value)
 
 
 def loads(raw: bytes | str) -> Any:

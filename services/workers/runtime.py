@@ -24,6 +24,7 @@ same and leaves the group.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import time
@@ -443,6 +444,7 @@ class Worker(ConsumerRebalanceListener):
             **kafka_security(self.settings))
         if spec.warm_up is not None:
             await spec.warm_up()
+        gc.freeze()  # the models and modules loaded so far stay: keep them out of full GC passes
         await self.producer.start()
         side_tasks: list[asyncio.Task[None]] = []
         try:

@@ -85,3 +85,17 @@ def test_health_ready_and_metrics(ingest):
     metrics = client.get("/metrics").text
     assert 'feedback_ingest_requests_total{channel="app",outcome="accepted"}' in metrics
     assert "maija" not in metrics
+
+
+def test_the_idempotency_key_header_dedupes_and_the_openapi_document_lists_both_headers(ingest):
+    client, settings = ingest
+    headers = {**key(settings, "kiosk"), "Idempotency-Key": "press-77"}
+    press = {"kiosk_id": "k-1", "unit": "turku-ed", "smiley": 4}
+    first = client.post("/v1/feedback/kiosk", json=press, headers=headers)
+    second = client.post("/v1/feedback/kiosk", json=press, headers=headers)
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert second.json() == {"feedback_id": first.json()["feedback_id"], "status": "duplicate"}
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/feedback/app", "/v1/feedback/survey", "/v1/feedback/kiosk"):
+        params = {(p["name"], p["in"], p["required"]) for p in spec["paths"][path]["post"]["parameters"]}
+        assert params == {("X-API-Key", "header", True), ("Idempotency-Key", "header", False)}
