@@ -80,6 +80,8 @@ class AuthGuard:
 
     def client(self, request: Request) -> str:
         peer = request.client.host if request.client else None
+        if not self.trusted:  # no proxy is trusted: the peer it is, without reading any header
+            return peer or "?"
         return client_address(peer, request.headers.getlist("x-forwarded-for"), self.trusted)
 
     def retry_after(self, client: str, surface: str) -> int:
