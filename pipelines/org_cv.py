@@ -46,6 +46,8 @@ class OrgRows:
     proto_theme: np.ndarray
     codes: list[str]
     scored_codes: list[str] = field(default_factory=list)  # themes English truth can carry
+    # [n] the row's truth is one theme only (phase 1: one subcategory per comment); None = none is
+    single: np.ndarray | None = None
 
     @property
     def org_names(self) -> list[str]:
@@ -59,8 +61,9 @@ class Heads:
     coef: np.ndarray
     intercept: np.ndarray
     has_head: np.ndarray
-    sent_coef: np.ndarray
-    sent_intercept: np.ndarray
+    # English sentiment heads by class weighting ("balanced": every class the same total weight;
+    # "plain": as the rows come); tuning picks one by inner leave-one-org-out.
+    sent: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -71,6 +74,15 @@ class Tuned:
     thresholds: np.ndarray
     neutral_shift: float
     inner: dict[str, Any]
+    sent_weighting: str = "balanced"
+
+    @property
+    def sent_coef(self) -> np.ndarray:
+        return self.heads.sent[self.sent_weighting][0]
+
+    @property
+    def sent_intercept(self) -> np.ndarray:
+        return self.heads.sent[self.sent_weighting][1]
 
 
 def fit_multilabel_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, C: float,
@@ -124,6 +136,24 @@ def class_balanced(labels: np.ndarray, n_classes: int) -> np.ndarray:
         m = labels == c
         w[m] = len(labels) / (len(present) * m.sum())
     return w
+
+
+def three_class(clf: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted scikit-learn LogisticRegression as logits over all of SENTIMENTS.
+
+    Rows without a label of some class (phase 1 has no neutral, so a fit without NEAS has
+    none) still need a logit for it: that class gets zero weights and a very low intercept,
+    so it is never predicted. A two-class fit has one coefficient row, for its second class.
+    """
+    coef = np.zeros((len(SENTIMENTS), dim))
+    intercept = np.full(len(SENTIMENTS), -30.0)
+    classes = [int(c) for c in clf.classes_]
+    if len(classes) == 2:
+        coef[classes[1]], intercept[classes[1]] = clf.coef_[0], clf.intercept_[0]
+        intercept[classes[0]] = 0.0
+    else:
+        coef[classes], intercept[classes] = clf.coef_, clf.intercept_
+    return coef, intercept
 
 
 def best_threshold(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray | None = None) -> tuple[float, float]:
@@ -183,11 +213,14 @@ class OrgCV:
             coef[cols], intercept[cols] = c, b
         s_mask = mask & (r.sent != NO_SENTIMENT)
         labels = r.sent[s_mask]
-        sw = class_balanced(labels, len(SENTIMENTS)) if cfg.sent_class_balanced else np.ones(len(labels))
-        clf = LogisticRegression(C=cfg.sent_C, max_iter=3000, random_state=cfg.seed)
-        clf.fit(r.emb[s_mask].astype(np.float64), labels, sample_weight=sw)
-        return Heads(coef.astype(np.float32), intercept.astype(np.float32), has_head,
-                     clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32))
+        sent = {}
+        for weighting in cfg.sent_weightings:
+            sw = class_balanced(labels, len(SENTIMENTS)) if weighting == "balanced" else np.ones(len(labels))
+            clf = LogisticRegression(C=cfg.sent_C, max_iter=3000, random_state=cfg.seed)
+            clf.fit(r.emb[s_mask].astype(np.float64), labels, sample_weight=sw)
+            sent_coef, sent_intercept = three_class(clf, x.shape[1])
+            sent[weighting] = (sent_coef.astype(np.float32), sent_intercept.astype(np.float32))
+        return Heads(coef.astype(np.float32), intercept.astype(np.float32), has_head, sent)
 
     # ------------------------------------------------------------------ scoring
     def theme_scores(self, heads: Heads, emb: np.ndarray) -> np.ndarray:
@@ -198,12 +231,14 @@ class OrgCV:
         return np.where(heads.has_head[None, :], head, proto)
 
     @staticmethod
-    def sentiment_logits(heads: Heads, emb: np.ndarray) -> np.ndarray:
-        return emb @ heads.sent_coef.T + heads.sent_intercept
+    def sentiment_logits(heads: Heads, emb: np.ndarray, weighting: str) -> np.ndarray:
+        coef, intercept = heads.sent[weighting]
+        return emb @ coef.T + intercept
 
     # ------------------------------------------------------------------ tuning
     def tune(self, orgs: frozenset[str]) -> Tuned:
-        """Fit on ``orgs``; thresholds and neutral shift from inner leave-one-org-out over them."""
+        """Fit on ``orgs``; thresholds, the sentiment head's class weighting and its neutral shift
+        from inner leave-one-org-out over them."""
         if orgs in self._tuned:
             return self._tuned[orgs]
         r, cfg = self.rows, self.config
@@ -214,7 +249,7 @@ class OrgCV:
             scores.append(self.theme_scores(heads, r.emb[m]))
             truth.append(r.y[m])
             sm = (r.orgs == held) & (r.sent != NO_SENTIMENT)
-            logits.append(self.sentiment_logits(heads, r.emb[sm]))
+            logits.append({w: self.sentiment_logits(heads, r.emb[sm], w) for w in cfg.sent_weightings})
             s_truth.append(r.sent[sm])
             s_org += [held] * int(sm.sum())
         oof, y_oof = np.concatenate(scores), np.concatenate(truth)
@@ -229,34 +264,38 @@ class OrgCV:
                 # Few out-of-fold positives: the tuned value is noise, so pull it toward 0.5.
                 t = 0.5 + (t - 0.5) * n_pos / cfg.threshold_shrink_below
             thresholds[j] = round(float(t), 4)
-        all_logits, all_truth, org_arr = np.concatenate(logits), np.concatenate(s_truth), np.asarray(s_org)
-        shift_f1 = {}
-        for shift in SHIFT_GRID:
-            pred = (all_logits + np.asarray([0.0, shift, 0.0])).argmax(axis=1)
-            shift_f1[shift] = float(np.mean([
-                sentiment_report([SENTIMENTS[i] for i in all_truth[org_arr == o]],
-                                 [SENTIMENTS[i] for i in pred[org_arr == o]])["macro_f1"] for o in sorted(orgs)]))
-        best = max(SHIFT_GRID, key=lambda s: (round(shift_f1[s], 9), -abs(s)))
+        all_truth, org_arr = np.concatenate(s_truth), np.asarray(s_org)
+        f1: dict[tuple[str, float], float] = {}
+        for weighting in cfg.sent_weightings:
+            all_logits = np.concatenate([lg[weighting] for lg in logits])
+            for shift in SHIFT_GRID:
+                pred = (all_logits + np.asarray([0.0, shift, 0.0])).argmax(axis=1)
+                f1[(weighting, shift)] = float(np.mean([
+                    sentiment_report([SENTIMENTS[i] for i in all_truth[org_arr == o]],
+                                     [SENTIMENTS[i] for i in pred[org_arr == o]])["macro_f1"] for o in sorted(orgs)]))
+        # Ties go to the first weighting listed and the smaller shift.
+        order = {w: i for i, w in enumerate(cfg.sent_weightings)}
+        weighting, best = max(f1, key=lambda k: (round(f1[k], 9), -order[k[0]], -abs(k[1])))
         tuned = Tuned(heads, thresholds, best,
-                      {"orgs": sorted(orgs), "neutral_shift": best,
-                       "inner_sentiment_macro_f1": round(shift_f1[best], 4)})
+                      {"orgs": sorted(orgs), "neutral_shift": best, "sent_weighting": weighting,
+                       "inner_sentiment_macro_f1": round(f1[(weighting, best)], 4)}, weighting)
         self._tuned[orgs] = tuned
         return tuned
 
     # ------------------------------------------------------------------ evaluation
-    def predict(self, tuned: Tuned, emb: np.ndarray) -> tuple[list[set[str]], list[str]]:
-        """Theme sets (at most ``max_themes``) and sentiment labels for English rows."""
+    def predict(self, tuned: Tuned, emb: np.ndarray) -> tuple[list[list[str]], list[str]]:
+        """Themes (at most ``max_themes``, best first) and sentiment labels for English rows."""
         r = self.rows
         scores = self.theme_scores(tuned.heads, emb)
         themes = []
         for row in scores:
             above = np.flatnonzero(row >= tuned.thresholds)
-            top = above[np.argsort(-row[above])][: self.config.max_themes]
-            themes.append({r.codes[j] for j in top})
-        logits = self.sentiment_logits(tuned.heads, emb) + np.asarray([0.0, tuned.neutral_shift, 0.0])
+            top = above[np.argsort(-row[above], kind="stable")][: self.config.max_themes]
+            themes.append([r.codes[j] for j in top])
+        logits = self.sentiment_logits(tuned.heads, emb, tuned.sent_weighting) + np.asarray([0.0, tuned.neutral_shift, 0.0])
         return themes, [SENTIMENTS[i] for i in logits.argmax(axis=1)]
 
-    def baseline(self, train_orgs: frozenset[str], emb: np.ndarray) -> tuple[list[set[str]], list[str]]:
+    def baseline(self, train_orgs: frozenset[str], emb: np.ndarray) -> tuple[list[list[str]], list[str]]:
         """Plain baseline on the same rows: LogisticRegression() per theme (a phase-1 row is a
         negative for every theme but its own) and for sentiment; no weights, 0.5 / argmax."""
         from sklearn.linear_model import LogisticRegression
@@ -265,26 +304,34 @@ class OrgCV:
         mask = np.isin(r.orgs, sorted(train_orgs))
         tm = mask & r.scored
         x = r.emb[tm].astype(np.float64)
-        themes: list[set[str]] = [set() for _ in range(len(emb))]
+        proba = np.zeros((len(emb), len(r.codes)))
         for j, code in enumerate(r.codes):
             yj = r.y[tm, j]
             if yj.min() == yj.max():
                 continue
-            p = LogisticRegression(max_iter=3000, random_state=cfg.seed).fit(x, yj).predict_proba(emb)[:, 1]
-            for i in np.flatnonzero(p >= 0.5):
-                themes[i].add(code)
+            proba[:, j] = LogisticRegression(max_iter=3000, random_state=cfg.seed).fit(x, yj).predict_proba(emb)[:, 1]
+        themes = [[r.codes[j] for j in np.argsort(-row, kind="stable") if row[j] >= 0.5] for row in proba]
         sm = mask & (r.sent != NO_SENTIMENT)
         clf = LogisticRegression(max_iter=3000, random_state=cfg.seed).fit(r.emb[sm].astype(np.float64), r.sent[sm])
         return themes, [SENTIMENTS[i] for i in clf.predict(emb)]
 
-    def score_org(self, org: str, themes: Sequence[set[str]], sentiments: Sequence[str]) -> dict[str, Any]:
-        """Theme micro/macro F1 (mapped themes) and sentiment macro F1 on one organisation's rows."""
+    def score_org(self, org: str, themes: Sequence[Sequence[str]], sentiments: Sequence[str]) -> dict[str, Any]:
+        """Theme micro/macro F1 (mapped themes) and sentiment macro F1 on one organisation's rows.
+
+        ``themes`` are ranked, best first. Where a row's truth is a single theme (phase 1: the
+        labeller picked one subcategory and said nothing of the others), only the first
+        predicted theme is scored against it (precision and recall at 1): counting the other
+        themes a comment also raises as false positives would score truth that does not exist.
+        Rows with every theme labelled (NEAS) are scored on the whole predicted set.
+        """
         r = self.rows
         rows = np.flatnonzero(r.orgs == org)
         t_idx = [i for i, g in enumerate(rows) if r.scored[g]]
         s_idx = [i for i, g in enumerate(rows) if r.sent[g] != NO_SENTIMENT]
         truth = [{r.codes[j] for j in np.flatnonzero(r.y[rows[i]])} for i in t_idx]
-        th = multilabel_report(truth, [themes[i] for i in t_idx], r.scored_codes)
+        single = r.single if r.single is not None else np.zeros(len(r.orgs), dtype=bool)
+        predicted = [set(themes[i][:1]) if single[rows[i]] else set(themes[i]) for i in t_idx]
+        th = multilabel_report(truth, predicted, r.scored_codes)
         se = sentiment_report([SENTIMENTS[r.sent[rows[i]]] for i in s_idx], [sentiments[i] for i in s_idx])
         return {"themes_n": len(t_idx), "themes_micro_f1": round(th["micro_f1"], 4),
                 "themes_macro_f1": round(th["macro_f1"], 4), "themes_macro_over": th["macro_over"],
@@ -302,7 +349,7 @@ class OrgCV:
             tuned = self.tune(train)
             emb = r.emb[r.orgs == org]
             entry = {"model": self.score_org(org, *self.predict(tuned, emb)),
-                     "neutral_shift": tuned.neutral_shift}
+                     "neutral_shift": tuned.neutral_shift, "sent_weighting": tuned.sent_weighting}
             if baseline:
                 entry["baseline"] = self.score_org(org, *self.baseline(train, emb))
             per[org] = entry

@@ -247,7 +247,10 @@ class TrainConfig:
     single_label_negative_weight: float = 0.3
     theme_positive_weight: float = 1.0  # cap of the sqrt(neg/pos) boost of rare themes' positives; 1 = off
     sent_C: float = 1.0
-    sent_class_balanced: bool = True  # every sentiment class the same total weight (macro F1 is the target)
+    # Class weightings of the English sentiment head that tuning chooses between (inner leave-one-
+    # org-out): "balanced" (every class the same total weight) or "plain". Phase 1 has no neutral,
+    # so balancing gives NEAS's neutrals the weight of every organisation's negatives.
+    sent_weightings: tuple[str, ...] = ("balanced", "plain")
     # Seed weight of the fi/sv sentiment head. It was 6 against 2,700 NEAS rows; the four
     # organisations give 3.5x the labelled rows, so 20 keeps the same fi/sv-to-English balance.
     sent_multilingual_weight: float = 20.0
@@ -386,7 +389,7 @@ def org_rows(data: TrainingData, codes: list[str], config: TrainConfig,
         extra_is_seed=np.asarray([True] * len(seeds) + [False] * len(data.protos)),
         proto_emb=data.protos_emb.astype(np.float32),
         proto_theme=np.asarray([codes.index(p.themes[0]) for p in data.protos]),
-        codes=codes, scored_codes=[c for c in codes if c != "language_rights"],
+        codes=codes, scored_codes=[c for c in codes if c != "language_rights"], single=single,
     )
 
 
@@ -508,9 +511,9 @@ def train_heads(data: TrainingData, taxonomy: dict[str, Any], config: TrainConfi
         # fi/sv texts: heads with the seeds weighted up (classify picks them for non-English texts).
         "theme_coef_ml": ml_heads.coef,
         "theme_intercept_ml": ml_heads.intercept,
-        "sent_coef": heads.sent_coef,
+        "sent_coef": final.sent_coef,
         # The neutral shift chosen across organisations is folded into the intercept.
-        "sent_intercept": (heads.sent_intercept + np.asarray([0.0, final.neutral_shift, 0.0])).astype(np.float32),
+        "sent_intercept": (final.sent_intercept + np.asarray([0.0, final.neutral_shift, 0.0])).astype(np.float32),
         "sent_coef_ml": sent_coef_ml,
         "sent_intercept_ml": sent_intercept_ml,
         "proto_emb": data.protos_emb.astype(np.float16),
@@ -526,6 +529,7 @@ def train_heads(data: TrainingData, taxonomy: dict[str, Any], config: TrainConfi
         # fi/sv: the same organisation-tuned thresholds; classify scales them by lang_threshold_scale.
         "thresholds_ml": {c: round(float(t), 4) for c, t in zip(codes, final.thresholds)},
         "neutral_shift": final.neutral_shift,
+        "sent_weighting": final.sent_weighting,
         "inner_cv": final.inner,
         "theme_heads": {c: bool(h) for c, h in zip(codes, heads.has_head)},
         "training_rows": {"organisations": {o: int((orgs == o).sum()) for o in rows.org_names},

@@ -58,7 +58,8 @@ def test_class_balanced_gives_each_class_equal_mass() -> None:
 def test_phase1_sentiment_bands_and_unlabelled_values() -> None:
     m = load_phase1_map()
     got = {v: phase1_sentiment(v, m) for v in ("-5", "-2", "-1", "0", "1", "2", "5", "-9", "-o", "NA", "")}
-    assert got == {"-5": "negative", "-2": "negative", "-1": "neutral", "0": None, "1": "neutral",
+    # The sign carries the direction: a mild +1 is still praise, a mild -1 still a complaint.
+    assert got == {"-5": "negative", "-2": "negative", "-1": "negative", "0": None, "1": "positive",
                    "2": "positive", "5": "positive", "-9": None, "-o": None, "NA": None, "": None}
 
 
@@ -187,3 +188,20 @@ def test_colloquial_gold_set_is_not_training_text() -> None:
     texts = [json.loads(line)["text"].strip().lower() for line in GOLD.read_text(encoding="utf-8").splitlines()
              if line.strip()]
     assert not (set(texts) & (seeds | protos))
+
+
+def test_single_label_rows_are_scored_on_the_first_predicted_theme_only() -> None:
+    full = _rows()
+    single = replace(full, single=np.ones(len(full.orgs), bool))
+    org = "Trust A"
+    truth = [CODES[int(np.argmax(full.y[i]))] for i in np.flatnonzero(full.orgs == org)]
+    other = {c: next(o for o in CODES if o != c) for c in CODES}
+    right_first = [[t, other[t]] for t in truth]
+    wrong_first = [[other[t], t] for t in truth]
+    sentiments = ["neutral"] * len(truth)
+    cfg = TrainConfig(head_min_positives=5)
+    # One subcategory per comment: a second theme is not known to be wrong, so it is not scored.
+    assert OrgCV(single, cfg).score_org(org, right_first, sentiments)["themes_micro_f1"] == 1.0
+    assert OrgCV(single, cfg).score_org(org, wrong_first, sentiments)["themes_micro_f1"] == 0.0
+    # Every theme labelled: the whole predicted set counts, so the extra theme is a false positive.
+    assert OrgCV(full, cfg).score_org(org, right_first, sentiments)["themes_micro_f1"] == round(2 / 3, 4)
