@@ -132,8 +132,8 @@ class Bench:
                 lag += max(0, ends[tp] - (consumer.committed(tp) or 0))
         return float(lag)
 
-    async def sample_lag(self, phase: Phase, t0: float, sending: asyncio.Event) -> None:
-        while not sending.is_set():
+    async def sample_lag(self, phase: Phase, t0: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             try:
                 phase.lag.append((time.monotonic() - t0, await asyncio.to_thread(self.total_lag)))
             except Exception as exc:  # noqa: BLE001 - a missed sample is reported, not fatal
@@ -168,13 +168,18 @@ class Bench:
                 tasks = [asyncio.create_task(one()) for _ in range(burst)]
             await asyncio.gather(*tasks)
             phase.send_seconds = time.monotonic() - t0
-            sending_over.set()
-            await lagger
+            # A steady phase's backlog is judged while it sends; a burst's peak comes after its
+            # second of sending, so its lag is sampled until its items are found.
+            if phase.rate is not None:
+                sending_over.set()
+                await lagger
             done.set()
             try:
                 await asyncio.wait_for(poller, DRAIN_S)
             except asyncio.TimeoutError:
                 pass
+            sending_over.set()
+            await lagger
         after = await self.scrape()
         return self.phase_result(phase, before, after)
 
