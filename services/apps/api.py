@@ -16,7 +16,7 @@ from pipelines.closure import matching_query
 from schemas.validate import validate_event
 from services import metrics
 from services.adapters.es import async_es_client
-from services.apps.http_common import install_common
+from services.apps.http_common import install_common, send_or_503
 from services.adapters.kafka_io import aiokafka_producer, dumps
 from services.apps.lead_scope import lead_areas, readable_index, require_unit
 from services.apps.console import console_router
@@ -93,8 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         require_unit(lead_areas(settings, who), body.unit)
         event = action_event(body, who)
         validate_event("closure.actions", event)
-        await state["producer"].send_and_wait(settings.topic(CLOSURE_ACTIONS.name), dumps(event),
-                                              key=event["action_id"].encode())
+        await send_or_503(state["producer"], settings.topic(CLOSURE_ACTIONS.name), dumps(event),
+                          event["action_id"].encode(), settings.ingest_kafka_timeout_s)
         log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=who)
         return {"action_id": event["action_id"], "published_by": who, "published_at": event["published_at"]}
 

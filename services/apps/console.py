@@ -40,6 +40,7 @@ from pipelines.units import units
 from schemas.validate import validate_event
 from services import metrics
 from services.adapters.kafka_io import dumps
+from services.apps.http_common import send_or_503
 from services.apps.lead_scope import (Areas, covers_unit, lead_areas, readable_index, require_unit, unit_codes,
                                       user_index)
 from services.logs import get_logger
@@ -227,8 +228,8 @@ def _console(settings: Settings, state: dict[str, Any], guard: AuthGuard) -> API
         require_unit(lead_areas(settings, user), body.unit)
         event = action_event(body, user)
         validate_event("closure.actions", event)
-        await state["producer"].send_and_wait(settings.topic(CLOSURE_ACTIONS.name), dumps(event),
-                                              key=event["action_id"].encode())
+        await send_or_503(state["producer"], settings.topic(CLOSURE_ACTIONS.name), dumps(event),
+                          event["action_id"].encode(), settings.ingest_kafka_timeout_s)
         log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=user,
                  via="console")
         return {"action_id": event["action_id"], "published_by": user, "published_at": event["published_at"]}

@@ -2,15 +2,20 @@
 request limits (services/apps/http_limits.py)."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.apps.http_limits import RequestLimits
 from services.settings import Settings
+from services.workers.faults import is_transient
+
+KAFKA_RETRY_AFTER_S = 5  # what a 503 asks the client to wait; Kafka's own fail-over takes seconds
 
 
 def field_path(loc: tuple | list) -> str:
@@ -29,6 +34,22 @@ def validation_errors(errors: list[dict]) -> list[dict[str, str]]:
         msg = str(e.get("msg", "invalid"))
         out.append({"field": field_path(e.get("loc", ())), "problem": msg.removeprefix("Value error, ")})
     return out
+
+
+async def send_or_503(producer: Any, topic: str, value: bytes, key: bytes, timeout_s: float) -> None:
+    """Send one record and wait for Kafka's acknowledgement. While Kafka cannot take it (down,
+    no leader, no answer within ``timeout_s``) the request gets a 503 with Retry-After and a JSON
+    body, so the client knows to send the same request again; any other failure propagates."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await producer.send_and_wait(topic, value, key=key)
+    except Exception as exc:  # noqa: BLE001 - classified: an outage is a 503, anything else propagates
+        if not is_transient(exc):
+            raise
+        raise HTTPException(503, headers={"Retry-After": str(KAFKA_RETRY_AFTER_S)}, detail={
+            "error": "unavailable", "errors": [{"field": "(service)", "problem":
+                f"Kafka did not take the request ({type(exc).__name__}); nothing was published, send the "
+                f"same request again after {KAFKA_RETRY_AFTER_S} seconds"}]}) from exc
 
 
 def install_common(app: FastAPI, ready: Callable[[], Awaitable[bool]], settings: Settings) -> None:

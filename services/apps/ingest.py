@@ -27,7 +27,7 @@ from pipelines.pseudonym import respondent_ref
 from pipelines.vault import Contact, ContactVault
 from services import metrics
 from services.workers.faults import is_transient
-from services.apps.http_common import install_common, validation_errors
+from services.apps.http_common import KAFKA_RETRY_AFTER_S, install_common, validation_errors
 from services.apps.throttle import AuthGuard, too_many
 from services.adapters.kafka_io import aiokafka_producer, dead_letter, dumps
 from services.logs import get_logger
@@ -35,7 +35,6 @@ from services.settings import Settings, get_settings
 from services.topics import FEEDBACK_DLQ, FEEDBACK_RECEIVED, RESPONDENT_CONTACTS
 
 log = get_logger("ingest")
-RETRY_AFTER_S = 5  # what a 503 asks the client to wait; Kafka's own fail-over takes seconds
 CHANNEL_MODELS: dict[str, type[BaseModel]] = {"app": AppFeedbackIn, "survey": SurveyResponseIn,
                                              "kiosk": KioskEventIn}
 HEADERS_DOC: dict[str, Any] = {"parameters": [
@@ -202,7 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         With an Idempotency-Key (or a survey response id) the retry cannot duplicate."""
         metrics.INGEST_REQUESTS.labels(channel, "unavailable").inc()
         log.warning("ingest_kafka_unavailable", channel=channel, error=type(exc).__name__)
-        return JSONResponse(status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}, content={
+        return JSONResponse(status_code=503, headers={"Retry-After": str(KAFKA_RETRY_AFTER_S)}, content={
             "error": "unavailable", "errors": [{"field": "(service)", "problem":
                 "the feedback could not be stored right now; send the same request again after Retry-After "
                 "seconds (with the same Idempotency-Key)"}]})

@@ -24,6 +24,7 @@ from pipelines.units import units
 from schemas.validate import validate_event
 from services.adapters.kafka_io import dumps
 from services.adapters.stores import urgent_index
+from services.apps.http_common import send_or_503
 from services.apps.lead_scope import lead_areas, readable_index, unit_codes
 from services.apps.web import templates
 from services.logs import get_logger
@@ -81,7 +82,8 @@ async def acknowledge(settings: Settings, state: dict[str, Any], user: str, feed
                                                 f"{item.get('acknowledged_at')}"}]})
     event = {"schema_version": 1, "feedback_id": feedback_id, "acknowledged_by": user, "acknowledged_at": utc_now()}
     validate_event(URGENT_ACKS.schema, event)
-    await state["producer"].send_and_wait(settings.topic(URGENT_ACKS.name), dumps(event), key=feedback_id.encode())
+    await send_or_503(state["producer"], settings.topic(URGENT_ACKS.name), dumps(event), feedback_id.encode(),
+                      settings.ingest_kafka_timeout_s)
     log.info("urgent_acknowledged_in_console", feedback_id=feedback_id, unit=item["unit"], user=user)
     return {"feedback_id": feedback_id, "acknowledged_by": user, "acknowledged_at": event["acknowledged_at"]}
 
