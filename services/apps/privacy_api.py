@@ -34,7 +34,9 @@ from services.adapters.contacts_store import read_contact
 from services.ops.erasure import erase
 from services.adapters.kafka_io import dumps
 from services.logs import get_logger
+from services.workers.faults import is_transient
 from services.settings import Settings
+from services.apps.http_common import KAFKA_RETRY_AFTER_S, send_or_503
 from services.apps.throttle import AuthGuard
 from services.apps.tokens import bearer_user
 from services.topics import RESPONDENT_CONTACTS
@@ -51,6 +53,7 @@ OPT_OUT_TEXT = {
            "confirm": "Haluatko, ettemme enää lähetä sinulle viestejä palautteesi perusteella tehdyistä "
                       "muutoksista?",
            "button": "Peru viestit",
+           "unavailable": "Perumista ei voitu juuri nyt tallentaa. Yritä hetken päästä uudelleen samasta linkistä.",
            "expired": "Linkki on vanhentunut. Voit perua viestit uusimman viestimme linkistä tai kirjoittamalla "
                       "osoitteeseen {contact}."},
     "sv": {"title": "Avbeställning",
@@ -61,6 +64,7 @@ OPT_OUT_TEXT = {
            "invalid": "Länken är ogiltig. Kontrollera att du kopierade hela länken.",
            "confirm": "Vill du att vi slutar skicka meddelanden om förändringar som gjorts utifrån din respons?",
            "button": "Avbeställ meddelanden",
+           "unavailable": "Avbeställningen kunde inte sparas just nu. Försök igen om en stund med samma länk.",
            "expired": "Länken har gått ut. Du kan avbeställa via länken i vårt senaste meddelande eller genom att "
                       "skriva till {contact}."},
     "en": {"title": "Unsubscribe",
@@ -71,12 +75,13 @@ OPT_OUT_TEXT = {
            "invalid": "This link is not valid. Please check that you copied all of it.",
            "confirm": "Do you want us to stop sending you messages about changes made because of your feedback?",
            "button": "Unsubscribe",
+           "unavailable": "Your request could not be saved just now. Please try again in a moment with the same link.",
            "expired": "This link has expired. You can unsubscribe with the link in our latest message, or by "
                       "writing to {contact}."},
 }
 
 # HTTP status per outcome of an opt-out link; the rest are 200.
-STATUS = {"invalid": 403, "expired": 410}
+STATUS = {"invalid": 403, "expired": 410, "unavailable": 503}
 
 
 class ErasureIn(BaseModel):
@@ -129,8 +134,8 @@ def privacy_router(settings: Settings, state: dict[str, Any], guard: AuthGuard) 
             return "already_withdrawn", lang
         updated = withdraw_consent(record, utc_now())
         validate_event("respondent.contacts", updated)
-        await state["producer"].send_and_wait(settings.topic(RESPONDENT_CONTACTS.name), dumps(updated),
-                                              key=ref.encode())
+        await send_or_503(state["producer"], settings.topic(RESPONDENT_CONTACTS.name), dumps(updated), ref.encode(),
+                          settings.ingest_kafka_timeout_s)
         try:
             await mark_no_consent(ref)
         except Exception as exc:  # noqa: BLE001 - consent is withdrawn; the counts catch up later
@@ -165,17 +170,26 @@ def privacy_router(settings: Settings, state: dict[str, Any], guard: AuthGuard) 
     async def opt_out(request: Request, ref: str = "", token: str = "") -> Response:
         status = link_status(ref, token)
         if status == "valid":
-            outcome, lang = await withdraw(ref)
+            try:
+                outcome, lang = await withdraw(ref)
+            except Exception as exc:  # noqa: BLE001 - Kafka down now (reading or writing): the link works later
+                if not (isinstance(exc, HTTPException) and exc.status_code == 503) and not is_transient(exc):
+                    raise
+                outcome, lang = "unavailable", _language(request)
             metrics.OPT_OUTS.labels(outcome).inc()
             log.info("opt_out", outcome=outcome)
         else:
             outcome, lang = status, _language(request)
         if "text/html" in request.headers.get("accept", ""):  # the confirmation page's form
-            return page(request, lang, outcome)
-        body: dict[str, str] = {"status": outcome}
-        if outcome == "expired":
-            body["problem"] = OPT_OUT_TEXT["en"]["expired"].format(contact=settings.mail_from)
-        return JSONResponse(body, status_code=STATUS.get(outcome, 200))
+            resp = page(request, lang, outcome)
+        else:
+            body: dict[str, str] = {"status": outcome}
+            if outcome in ("expired", "unavailable"):
+                body["problem"] = OPT_OUT_TEXT["en"][outcome].format(contact=settings.mail_from)
+            resp = JSONResponse(body, status_code=STATUS.get(outcome, 200))
+        if outcome == "unavailable":
+            resp.headers["Retry-After"] = str(KAFKA_RETRY_AFTER_S)
+        return resp
 
     def officer(user: str = Depends(bearer)) -> str:
         if user not in settings.privacy_officers:
