@@ -102,3 +102,17 @@ def test_ingest_contact_records_match_their_schema():
         ref = respondent_ref(b"k" * 32, email=intake.contact.email, phone=intake.contact.phone,
                              push_token=intake.contact.push_token)
         assert event_errors("respondent.contacts", contact_event(Settings(), vault, ref, intake.contact)) == []
+
+
+def test_uuid5_text_is_uuid5_for_any_key() -> None:
+    import uuid
+
+    from faker import Faker
+
+    from pipelines.intake import FEEDBACK_NAMESPACE, uuid5_text
+
+    fake = Faker(["fi_FI", "sv_SE", "en_GB"])
+    Faker.seed(5)
+    names = [f"app:{fake.pystr(1, 40)}" for _ in range(300)] + [f"kiosk:{fake.name()} ✓ {fake.uuid4()}" for _ in range(300)]
+    for name in names + ["", "survey:", "app:\u00a0x"]:
+        assert uuid5_text(FEEDBACK_NAMESPACE, name) == str(uuid.uuid5(FEEDBACK_NAMESPACE, name))
