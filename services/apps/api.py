@@ -13,20 +13,18 @@ from fastapi.responses import JSONResponse
 
 from pipelines.actions import ActionIn, action_event
 from pipelines.closure import matching_query
-from schemas.validate import validate_event
 from services import metrics
 from services.adapters.es import async_es_client
-from services.apps.http_common import install_common, send_or_503
-from services.adapters.kafka_io import aiokafka_producer, dumps
+from services.apps.http_common import install_common
+from services.adapters.kafka_io import aiokafka_producer
 from services.apps.lead_scope import lead_areas, readable_index, require_unit
-from services.apps.console import console_router
+from services.apps.console import console_router, publish_action
 from services.apps.insights_console import insights_api_router
 from services.logs import get_logger
 from services.apps.search_api import search_router
 from services.apps.throttle import AuthGuard
 from services.apps.tokens import bearer_user
 from services.settings import Settings, get_settings
-from services.topics import CLOSURE_ACTIONS
 
 log = get_logger("api")
 
@@ -90,13 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/actions", status_code=202, summary="Publish a \"you said, we did\" action",
               responses=forbidden)
     async def publish(body: ActionIn, who: str = Depends(user)) -> dict[str, Any]:
-        require_unit(lead_areas(settings, who), body.unit)
-        event = action_event(body, who)
-        validate_event("closure.actions", event)
-        await send_or_503(state["producer"], settings.topic(CLOSURE_ACTIONS.name), dumps(event),
-                          event["action_id"].encode(), settings.ingest_kafka_timeout_s)
-        log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=who)
-        return {"action_id": event["action_id"], "published_by": who, "published_at": event["published_at"]}
+        return await publish_action(settings, state, body, who, via="api")
 
     app.include_router(console_router(settings, state, guard))  # console, public board, opt-out, erasure
     return app

@@ -90,6 +90,19 @@ def preview_request(event: dict[str, Any]) -> dict[str, Any]:
                                     "aggs": {"people": {"cardinality": {"field": "respondent_ref"}}}}}}
 
 
+async def publish_action(settings: Settings, state: dict[str, Any], body: ActionIn, user: str,
+                         via: str) -> dict[str, Any]:
+    """Publish a lead's action on closure.actions (the console's and the API's one way): only for a
+    unit in the lead's areas, 503 while Kafka cannot take it."""
+    require_unit(lead_areas(settings, user), body.unit)
+    event = action_event(body, user)
+    validate_event("closure.actions", event)
+    await send_or_503(state["producer"], settings.topic(CLOSURE_ACTIONS.name), dumps(event),
+                      event["action_id"].encode(), settings.ingest_kafka_timeout_s)
+    log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=user, via=via)
+    return {"action_id": event["action_id"], "published_by": user, "published_at": event["published_at"]}
+
+
 def actions_query(unit: str | None, areas: Areas) -> dict[str, Any]:
     """Published actions of ``unit`` (or all), only of units in ``areas`` (None: every area).
 
@@ -225,14 +238,7 @@ def _console(settings: Settings, state: dict[str, Any], guard: AuthGuard) -> API
 
     @router.post("/console/api/publish", status_code=202)
     async def publish(body: ActionIn, user: str = Depends(api_user)) -> dict[str, Any]:
-        require_unit(lead_areas(settings, user), body.unit)
-        event = action_event(body, user)
-        validate_event("closure.actions", event)
-        await send_or_503(state["producer"], settings.topic(CLOSURE_ACTIONS.name), dumps(event),
-                          event["action_id"].encode(), settings.ingest_kafka_timeout_s)
-        log.info("action_published", action_id=event["action_id"], unit=event["unit"], published_by=user,
-                 via="console")
-        return {"action_id": event["action_id"], "published_by": user, "published_at": event["published_at"]}
+        return await publish_action(settings, state, body, user, via="console")
 
     @router.get("/console/api/actions")
     async def recent_actions(unit: str | None = None, user: str = Depends(api_user)) -> dict[str, Any]:

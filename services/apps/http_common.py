@@ -46,10 +46,14 @@ async def send_or_503(producer: Any, topic: str, value: bytes, key: bytes, timeo
     except Exception as exc:  # noqa: BLE001 - classified: an outage is a 503, anything else propagates
         if not is_transient(exc):
             raise
-        raise HTTPException(503, headers={"Retry-After": str(KAFKA_RETRY_AFTER_S)}, detail={
-            "error": "unavailable", "errors": [{"field": "(service)", "problem":
-                f"Kafka did not take the request ({type(exc).__name__}); nothing was published, send the "
-                f"same request again after {KAFKA_RETRY_AFTER_S} seconds"}]}) from exc
+        raise HTTPException(503, headers={"Retry-After": str(KAFKA_RETRY_AFTER_S)}, detail=unavailable_body(
+            f"Kafka did not take the request ({type(exc).__name__}); nothing was published, send the "
+            f"same request again after {KAFKA_RETRY_AFTER_S} seconds")) from exc
+
+
+def unavailable_body(problem: str) -> dict[str, Any]:
+    """The JSON body of every 503 answered while Kafka cannot take a request."""
+    return {"error": "unavailable", "errors": [{"field": "(service)", "problem": problem}]}
 
 
 def install_common(app: FastAPI, ready: Callable[[], Awaitable[bool]], settings: Settings) -> None:

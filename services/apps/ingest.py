@@ -27,7 +27,7 @@ from pipelines.pseudonym import respondent_ref
 from pipelines.vault import Contact, ContactVault
 from services import metrics
 from services.workers.faults import is_transient
-from services.apps.http_common import KAFKA_RETRY_AFTER_S, install_common, validation_errors
+from services.apps.http_common import KAFKA_RETRY_AFTER_S, install_common, unavailable_body, validation_errors
 from services.apps.throttle import AuthGuard, too_many
 from services.adapters.kafka_io import aiokafka_producer, dead_letter, dumps
 from services.logs import get_logger
@@ -159,7 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expected = settings.ingest_api_keys.get(channel)
         return bool(expected and key and hmac.compare_digest(expected.get_secret_value().encode(), key.encode()))
 
-    async def handle(channel: str, request: Request, api_key: str | None, idem: str | None) -> JSONResponse:
+    async def handle(channel: str, request: Request) -> JSONResponse:
+        api_key, idem = request.headers.get("x-api-key"), request.headers.get("idempotency-key")
         client = guard.client(request)
         wait = guard.retry_after(client, "ingest")
         if wait:
@@ -177,8 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValidationError as exc:
             errors = list(exc.errors())
             if errors and errors[0]["type"] == "json_invalid":
-                return await reject(channel, raw, 400, [{"field": "(body)", "problem": f"not JSON: {errors[0]['msg']}"}],
-                                    "invalid_json")
+                return await reject(channel, raw, 400,
+                                    [{"field": "(body)", "problem": f"not JSON: {errors[0]['msg']}"}], "invalid_json")
             return await reject(channel, raw, 422, validation_errors(errors), "validation_failed")
         if channel == "app":
             intake = from_app(body, idem)  # type: ignore[arg-type]
@@ -199,27 +200,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         With an Idempotency-Key (or a survey response id) the retry cannot duplicate."""
         metrics.INGEST_REQUESTS.labels(channel, "unavailable").inc()
         log.warning("ingest_kafka_unavailable", channel=channel, error=type(exc).__name__)
-        return JSONResponse(status_code=503, headers={"Retry-After": str(KAFKA_RETRY_AFTER_S)}, content={
-            "error": "unavailable", "errors": [{"field": "(service)", "problem":
-                "the feedback could not be stored right now; send the same request again after Retry-After "
-                "seconds (with the same Idempotency-Key)"}]})
+        return JSONResponse(status_code=503, headers={"Retry-After": str(KAFKA_RETRY_AFTER_S)},
+                            content=unavailable_body("the feedback could not be stored right now; send the same "
+                                                     "request again after Retry-After seconds (with the same "
+                                                     "Idempotency-Key)"))
 
     # The headers are read from the request, not declared as FastAPI Header() parameters: resolving
     # those took a fifth of each request's CPU (`feedback bench ingest`); the OpenAPI document still
     # lists them.
     @app.post("/v1/feedback/app", status_code=202, summary="Feedback from the county's app", openapi_extra=HEADERS_DOC)
     async def app_feedback(request: Request) -> JSONResponse:
-        return await handle("app", request, request.headers.get("x-api-key"), request.headers.get("idempotency-key"))
+        return await handle("app", request)
 
     @app.post("/v1/feedback/survey", status_code=202, summary="A survey tool's webhook, one response",
               openapi_extra=HEADERS_DOC)
     async def survey_feedback(request: Request) -> JSONResponse:
-        return await handle("survey", request, request.headers.get("x-api-key"),
-                            request.headers.get("idempotency-key"))
+        return await handle("survey", request)
 
     @app.post("/v1/feedback/kiosk", status_code=202, summary="A waiting-room kiosk press", openapi_extra=HEADERS_DOC)
     async def kiosk_feedback(request: Request) -> JSONResponse:
-        return await handle("kiosk", request, request.headers.get("x-api-key"),
-                            request.headers.get("idempotency-key"))
+        return await handle("kiosk", request)
 
     return app

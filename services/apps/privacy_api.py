@@ -36,7 +36,7 @@ from services.adapters.kafka_io import dumps
 from services.logs import get_logger
 from services.workers.faults import is_transient
 from services.settings import Settings
-from services.apps.http_common import KAFKA_RETRY_AFTER_S, send_or_503
+from services.apps.http_common import KAFKA_RETRY_AFTER_S
 from services.apps.throttle import AuthGuard
 from services.apps.tokens import bearer_user
 from services.topics import RESPONDENT_CONTACTS
@@ -53,7 +53,8 @@ OPT_OUT_TEXT = {
            "confirm": "Haluatko, ettemme enää lähetä sinulle viestejä palautteesi perusteella tehdyistä "
                       "muutoksista?",
            "button": "Peru viestit",
-           "unavailable": "Perumista ei voitu juuri nyt tallentaa. Yritä hetken päästä uudelleen samasta linkistä.",
+           "unavailable": "Perumista ei voitu juuri nyt tallentaa. Yritä hetken päästä uudelleen samasta "
+                          "linkistä.",
            "expired": "Linkki on vanhentunut. Voit perua viestit uusimman viestimme linkistä tai kirjoittamalla "
                       "osoitteeseen {contact}."},
     "sv": {"title": "Avbeställning",
@@ -134,8 +135,9 @@ def privacy_router(settings: Settings, state: dict[str, Any], guard: AuthGuard) 
             return "already_withdrawn", lang
         updated = withdraw_consent(record, utc_now())
         validate_event("respondent.contacts", updated)
-        await send_or_503(state["producer"], settings.topic(RESPONDENT_CONTACTS.name), dumps(updated), ref.encode(),
-                          settings.ingest_kafka_timeout_s)
+        async with asyncio.timeout(settings.ingest_kafka_timeout_s):
+            await state["producer"].send_and_wait(settings.topic(RESPONDENT_CONTACTS.name), dumps(updated),
+                                                  key=ref.encode())
         try:
             await mark_no_consent(ref)
         except Exception as exc:  # noqa: BLE001 - consent is withdrawn; the counts catch up later
@@ -173,7 +175,7 @@ def privacy_router(settings: Settings, state: dict[str, Any], guard: AuthGuard) 
             try:
                 outcome, lang = await withdraw(ref)
             except Exception as exc:  # noqa: BLE001 - Kafka down now (reading or writing): the link works later
-                if not (isinstance(exc, HTTPException) and exc.status_code == 503) and not is_transient(exc):
+                if not is_transient(exc):
                     raise
                 outcome, lang = "unavailable", _language(request)
             metrics.OPT_OUTS.labels(outcome).inc()
