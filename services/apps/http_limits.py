@@ -73,9 +73,13 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        declared, content_type = None, ""
+        for name, value in scope.get("headers", ()):  # ASGI servers give names in lower case
+            if name == b"content-length":
+                declared = value
+            elif name == b"content-type":
+                content_type = value.decode("latin-1").lower()
         too_large = f"the request body is larger than the limit of {self.max_body_bytes} bytes (FEEDBACK_MAX_BODY_BYTES)"
-        declared = headers.get(b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_body_bytes:
             await _refuse(send, 413, "body_too_large", too_large, limit_bytes=self.max_body_bytes)
             return
@@ -96,7 +100,6 @@ class RequestLimits:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         if body and _looks_like_json(content_type, body) and json_too_deep(body, self.max_json_depth):
             await _refuse(send, 400, "json_too_deep",
                           f"JSON nested deeper than {self.max_json_depth} levels (FEEDBACK_MAX_JSON_DEPTH)",

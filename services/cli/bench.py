@@ -39,8 +39,9 @@ def bench_e2e(
 
 
 def bench_ingest(
-    duration: float = typer.Option(10.0, help="Seconds of load per endpoint and round."),
-    rounds: int = typer.Option(2, help="Rounds; the endpoints alternate, so load from elsewhere hits both alike."),
+    duration: float = typer.Option(8.0, help="Seconds of load per endpoint and round."),
+    rounds: int = typer.Option(6, help="Rounds; the endpoints alternate, so load from elsewhere hits both alike, "
+                                       "and the ratio is the median over the round pairs."),
     connections: int = typer.Option(32, help="Open connections of the load generator."),
     threads: int = typer.Option(2, help="wrk threads."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON."),

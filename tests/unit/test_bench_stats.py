@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from devstack.bench_stats import (backlog_flat, e2e_report, e2e_targets, highest_sustainable, histogram_delta,
-                                  ingest_report, parse_metrics, percentile, slope, summary)
+                                  ingest_report, paired_ratios, parse_metrics, percentile, slope, summary,
+                                  wrk_aggregate)
 
 EXPOSITION_BEFORE = """# HELP feedback_queue_wait_seconds x
 # TYPE feedback_queue_wait_seconds histogram
@@ -101,9 +102,38 @@ def test_e2e_report_shows_every_phase_stage_cost_and_the_enricher_ratio():
         assert expected in text
 
 
+def _wrk_round(requests: int, p99_ms: float, seconds: float = 8.0) -> dict:
+    return {"requests": requests, "duration_us": int(seconds * 1e6), "p50_us": 10_000, "p99_us": int(p99_ms * 1000),
+            "non_2xx": 0, "errors": 0}
+
+
+def test_paired_ratios_take_the_median_of_back_to_back_pairs():
+    # The machine slowed down in the middle (a disturbed pair): both endpoints lost rate there,
+    # so the pair's ratio stays put while a pooled ratio would move with the order of rounds.
+    ingest = [_wrk_round(24_000, 20), _wrk_round(12_000, 40), _wrk_round(23_200, 21)]
+    bare = [_wrk_round(25_600, 40), _wrk_round(14_400, 80), _wrk_round(25_600, 40)]
+    r = paired_ratios(ingest, bare)
+    assert r["round_throughput_ratios"] == [0.938, 0.833, 0.906]
+    assert r["throughput_ratio"] == 0.906
+    assert r["throughput_ratio_range"] == [0.833, 0.938]
+    assert r["p99_ratio"] == 0.5 and r["p99_ratio_range"] == [0.5, 0.525]
+    pooled = wrk_aggregate(ingest)
+    assert pooled["requests_per_s"] == round(59_200 / 24, 1) and pooled["p99_ms"] == 27.0
+
+
+def test_paired_ratios_refuse_unpaired_rounds():
+    with pytest.raises(ValueError, match="same number of rounds"):
+        paired_ratios([_wrk_round(1, 1)], [])
+
+
 def test_ingest_report_shows_both_endpoints_and_the_ratios():
     endpoint = {"requests_per_s": 900.0, "p50_ms": 30.0, "p99_ms": 120.0, "non_2xx": 0, "errors": 0}
     text = ingest_report({"generator": "wrk 4.1.0", "connections": 32, "threads": 2, "duration_s": 10, "rounds": 2,
                           "endpoints": {"ingest": endpoint, "bare": {**endpoint, "requests_per_s": 1000.0}},
-                          "throughput_ratio": 0.9, "p99_ratio": 1.0})
-    assert "ingest" in text and "bare" in text and "throughput ratio ingest/bare 0.90" in text
+                          "throughput_ratio": 0.9, "throughput_ratio_range": [0.88, 0.92],
+                          "throughput_ratio_pooled": 0.9, "p99_ratio": 1.0, "p99_ratio_range": [0.9, 1.1]})
+    assert "ingest" in text and "bare" in text
+    assert "throughput ratio ingest/bare 0.90 (target >= 0.9): median of 2 back-to-back round pairs, " \
+           "range 0.88-0.92; over all rounds pooled 0.90" in text
+    assert "p99 ratio 1.00 (target <= 1.2), range 0.90-1.10" in text
+
