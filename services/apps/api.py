@@ -11,14 +11,12 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 
-from pipelines.actions import ActionIn, action_event
-from pipelines.closure import matching_query
+from pipelines.actions import ActionIn
 from services import metrics
 from services.adapters.es import async_es_client
 from services.apps.http_common import install_common
 from services.adapters.kafka_io import aiokafka_producer
-from services.apps.lead_scope import lead_areas, readable_index, require_unit
-from services.apps.console import console_router, publish_action
+from services.apps.console import console_router, preview_counts, publish_action
 from services.apps.insights_console import insights_api_router
 from services.logs import get_logger
 from services.apps.search_api import search_router
@@ -75,15 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/actions/preview", summary="How much feedback and how many consenting respondents match",
               responses=forbidden)
     async def preview(body: ActionIn, who: str = Depends(user)) -> dict[str, Any]:
-        areas = lead_areas(settings, who)
-        require_unit(areas, body.unit)
-        event = action_event(body, who)
-        resp = await state["es"].search(
-            index=readable_index(settings.index_alias, areas), size=0, query=matching_query(event),
-            aggs={"consenting": {"filter": {"term": {"follow_up_consent": True}},
-                                 "aggs": {"people": {"cardinality": {"field": "respondent_ref"}}}}})
-        return {"feedback": resp["hits"]["total"]["value"],
-                "consenting_respondents": resp["aggregations"]["consenting"]["people"]["value"]}
+        return await preview_counts(settings, state, body, who)
 
     @app.post("/v1/actions", status_code=202, summary="Publish a \"you said, we did\" action",
               responses=forbidden)

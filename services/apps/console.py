@@ -90,6 +90,19 @@ def preview_request(event: dict[str, Any]) -> dict[str, Any]:
                                     "aggs": {"people": {"cardinality": {"field": "respondent_ref"}}}}}}
 
 
+async def preview_counts(settings: Settings, state: dict[str, Any], body: ActionIn, user: str) -> dict[str, int]:
+    """How much feedback an action would answer and how many consenting respondents would hear of
+    it (the console's and the API's one preview): only for a unit in the lead's areas, and
+    exact counts past Elasticsearch's default 10,000 (``track_total_hits``)."""
+    areas = lead_areas(settings, user)
+    require_unit(areas, body.unit)
+    event = {"unit": body.unit, "themes": body.themes,
+             "period": {"from": utc_iso(body.period.from_), "to": utc_iso(body.period.to)}}
+    resp = await state["es"].search(index=readable_index(settings.index_alias, areas), **preview_request(event))
+    return {"feedback": resp["hits"]["total"]["value"],
+            "consenting_respondents": resp["aggregations"]["consenting"]["people"]["value"]}
+
+
 async def publish_action(settings: Settings, state: dict[str, Any], body: ActionIn, user: str,
                          via: str) -> dict[str, Any]:
     """Publish a lead's action on closure.actions (the console's and the API's one way): only for a
@@ -223,14 +236,7 @@ def _console(settings: Settings, state: dict[str, Any], guard: AuthGuard) -> API
 
     @router.post("/console/api/preview")
     async def preview(body: Selection, user: str = Depends(api_user)) -> dict[str, Any]:
-        areas = lead_areas(settings, user)
-        require_unit(areas, body.unit)
-        event = {"unit": body.unit, "themes": body.themes,
-                 "period": {"from": utc_iso(body.period.from_), "to": utc_iso(body.period.to)}}
-        resp = await state["es"].search(index=readable_index(settings.index_alias, areas),
-                                         **preview_request(event))
-        return {"feedback": resp["hits"]["total"]["value"],
-                "consenting_respondents": resp["aggregations"]["consenting"]["people"]["value"]}
+        return await preview_counts(settings, state, body, user)
 
     @router.post("/console/api/render")
     async def render_preview(body: RenderIn, user: str = Depends(api_user)) -> dict[str, Any]:  # noqa: ARG001
