@@ -205,3 +205,22 @@ def test_single_label_rows_are_scored_on_the_first_predicted_theme_only() -> Non
     assert OrgCV(single, cfg).score_org(org, wrong_first, sentiments)["themes_micro_f1"] == 0.0
     # Every theme labelled: the whole predicted set counts, so the extra theme is a false positive.
     assert OrgCV(full, cfg).score_org(org, right_first, sentiments)["themes_micro_f1"] == round(2 / 3, 4)
+
+
+def test_seed_thresholds_pick_each_themes_f1_best_and_shrink_with_few_positives() -> None:
+    from pipelines.training import seed_thresholds
+
+    rng = np.random.default_rng(3)
+    n = 400
+    truth = np.zeros((n, 3), dtype=np.int8)
+    truth[:200, 0] = 1  # many positives: scores above 0.6 exactly for them
+    truth[:4, 1] = 1  # four positives: the tuned value is pulled toward the base
+    oof = rng.uniform(0.0, 0.55, size=(n, 3))
+    oof[:200, 0] = rng.uniform(0.65, 0.95, size=200)
+    oof[:4, 1] = 0.9
+    base = np.asarray([0.3, 0.3, 0.42], dtype=np.float32)
+    out = seed_thresholds(oof, truth, base, shrink_below=10)
+    assert 0.55 <= out[0] <= 0.65  # separates the classes
+    tuned_1 = 0.575  # the lowest grid threshold above every negative's score (0.55) ...
+    assert out[1] == pytest.approx(0.3 + (tuned_1 - 0.3) * 4 / 10, abs=0.03)  # ... 4/10 of the way from base
+    assert out[2] == pytest.approx(0.42)  # no positives: the base
