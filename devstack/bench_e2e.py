@@ -308,6 +308,7 @@ def run_bench_e2e(rates: list[float], duration_s: float, burst: int, saturate: i
     """Run the bench, print the report, write ``json_path``; returns the exit code."""
     from devstack import LocalStack
     from pipelines.embedding import make_embedder
+    from devstack.bench_run import drop_run
     from services.adapters.es import es_client, setup_index
     from services.adapters.topic_admin import create_topics
 
@@ -339,9 +340,12 @@ def run_bench_e2e(rates: list[float], duration_s: float, burst: int, saturate: i
     finally:
         if group is not None:
             group.stop_all()
+            # The run's own topics and index: a stack the bench reused keeps nothing of it.
+            drop_run(settings, index=True)
         if stack is not None:
             stack.stop()
     result["machine"] = f"{os.cpu_count()} CPUs"
+    result["topic_prefix"], result["index_alias"] = settings.topic_prefix, settings.index_alias
     print(e2e_report(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

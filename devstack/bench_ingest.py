@@ -108,6 +108,7 @@ def run_bench_ingest(duration_s: float, rounds: int, connections: int, threads: 
                      kafka_port: int, es_port: int, smtp_port: int, stack_dir: Path | None, port_offset: int) -> int:
     """Run the bench, print the report, write ``json_path``; returns the exit code."""
     from devstack import LocalStack
+    from devstack.bench_run import drop_run
     from services.adapters.topic_admin import create_topics
 
     if shutil.which("wrk") is None:
@@ -144,6 +145,7 @@ def run_bench_ingest(duration_s: float, rounds: int, connections: int, threads: 
         group.stop_all()
         bare.terminate()
         bare.wait(30)
+        drop_run(settings, index=False)  # the run's own topics: a stack the bench reused keeps nothing
         stack.stop()
     endpoints = {name: wrk_aggregate(r) for name, r in runs.items()}
     result = {"generator": "wrk " + _wrk_version(), "connections": connections, "threads": threads,
@@ -151,7 +153,7 @@ def run_bench_ingest(duration_s: float, rounds: int, connections: int, threads: 
               **paired_ratios(runs["ingest"], runs["bare"]),
               "throughput_ratio_pooled": round(endpoints["ingest"]["requests_per_s"]
                                                / endpoints["bare"]["requests_per_s"], 3),
-              "machine": f"{os.cpu_count()} CPUs"}
+              "machine": f"{os.cpu_count()} CPUs", "topic_prefix": settings.topic_prefix}
     print(ingest_report(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -66,6 +66,17 @@ def setup_index(es: Elasticsearch, alias: str, dims: int) -> str:
     return index
 
 
+def drop_index(es: Elasticsearch, alias: str) -> list[str]:
+    """Undo :func:`setup_index`: delete the indices behind ``alias`` (its area aliases go with
+    them) and its template. For a throwaway alias (a bench's); returns the deleted indices."""
+    indices = sorted(es.indices.get_alias(name=alias)) if es.indices.exists_alias(name=alias) else []
+    if indices:
+        es.indices.delete(index=",".join(indices))
+    if es.indices.exists_index_template(name=template_name(alias)):
+        es.indices.delete_index_template(name=template_name(alias))
+    return indices
+
+
 def current_index(es: Elasticsearch, alias: str) -> str:
     """The index the alias writes to (the only one it points at, normally)."""
     found = es.indices.get_alias(name=alias)

@@ -45,3 +45,19 @@ def create_topics(settings: Settings) -> list[TopicResult]:
         return results
     finally:
         admin.close()
+
+
+def delete_topics(settings: Settings) -> list[str]:
+    """Delete every topic of services.topics under ``settings``' prefix that exists (a bench's or
+    a test's throwaway prefix; never run it on a county's). Returns the deleted names."""
+    if not settings.topic_prefix:
+        raise ValueError("refusing to delete the unprefixed production topics")
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        names = [settings.topic(spec.name) for spec in ALL_TOPICS if settings.topic(spec.name) in existing]
+        if names:
+            admin.delete_topics(names)
+        return names
+    finally:
+        admin.close()

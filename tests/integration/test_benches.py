@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from elasticsearch import Elasticsearch
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +20,16 @@ pytestmark = pytest.mark.integration
 KAFKA_PORT = os.environ.get("FEEDBACK_TEST_KAFKA_PORT", "29092")
 ES_PORT = os.environ.get("FEEDBACK_TEST_ES_PORT", "29200")
 PORT_OFFSET = int(os.environ.get("FEEDBACK_TEST_SERVICE_PORT_OFFSET", "1000")) + 300
+
+
+def run_topics(prefix: str) -> list[str]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{KAFKA_PORT}")
+    try:
+        return [t for t in admin.list_topics() if t.startswith(prefix)]
+    finally:
+        admin.close()
 
 
 def test_bench_ingest_short_run(stack, tmp_path) -> None:
@@ -38,6 +49,7 @@ def test_bench_ingest_short_run(stack, tmp_path) -> None:
     ratios = result["round_throughput_ratios"]
     assert len(ratios) == 2 and result["throughput_ratio"] == pytest.approx(statistics.median(ratios), abs=0.001)
     assert "throughput ratio ingest/bare" in proc.stdout and "p99 ratio" in proc.stdout
+    assert result["topic_prefix"] and not run_topics(result["topic_prefix"]), "the run's topics must be deleted"
 
 
 def test_bench_e2e_short_run(stack, tmp_path) -> None:
@@ -60,3 +72,7 @@ def test_bench_e2e_short_run(stack, tmp_path) -> None:
     assert sat["items"] == 32 and sat["ratio"] == pytest.approx(
         sat["enricher_items_per_s"] / sat["bare_encode_items_per_s"], abs=0.01)
     assert "highest sustainable rate: 5.0 items/s" in proc.stdout
+    assert result["topic_prefix"] and not run_topics(result["topic_prefix"]), "the run's topics must be deleted"
+    es = Elasticsearch(f"http://127.0.0.1:{ES_PORT}")
+    assert not es.indices.exists_alias(name=result["index_alias"])
+    assert not es.indices.exists_index_template(name=f"{result['index_alias']}-template")
