@@ -8,13 +8,14 @@ def utc_iso(dt: datetime) -> str:
     """``2026-11-02T10:00:00Z`` for ``dt``; a naive datetime is taken to be UTC."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    elif dt.tzinfo is not timezone.utc:  # already UTC (every utc_now): no astimezone, which ingest's profile showed
+        dt = dt.astimezone(timezone.utc)
+    return dt.isoformat().replace("+00:00", "Z")
 
 
 def utc_now() -> str:
     """The current time as :func:`utc_iso` writes it."""
-    # Already in UTC, so no astimezone (ingest stamps every item: the call showed in its profile).
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return utc_iso(datetime.now(timezone.utc))
 
 
 def parse_ts(value: str) -> datetime:

@@ -457,7 +457,7 @@ def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfi
 
     from pipelines.evaluation import multilabel_report, sentiment_report
     ml = np.asarray([i for i, s in enumerate(data.seeds) if s.language != "en"])
-    ratios = np.zeros((len(ml), len(codes)))
+    oof = np.zeros((len(ml), len(codes)))  # out-of-fold theme scores of the fi/sv seeds
     sent_logits: list[np.ndarray] = []
     sent_idx: list[int] = []
     protos = np.asarray([codes.index(p.themes[0]) for p in data.protos])
@@ -472,12 +472,13 @@ def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfi
                                    config.proto_slope)
         pw = np.asarray([config.proto_weight.get(data.seeds[i].language, 0.3) for i in ml[held]])[:, None]
         scores = np.where(heads.has_head[None, :], (1 - pw) * head + pw * proto, proto)
-        ratios[held] = scores / thresholds[None, :]
+        oof[held] = scores
         coef, intercept = fit_multilingual_sentiment(data, config, mask)
         sent_logits.append(emb @ coef.T + intercept)
         sent_idx += list(ml[held])
     truth = [set(data.seeds[i].themes) for i in ml]
     results = {}
+    ratios = oof / thresholds[None, :]
     for f in config.scale_grid:
         pred = [{codes[j] for j in np.flatnonzero(r >= f)} for r in ratios]
         rep = multilabel_report(truth, pred, codes)
@@ -498,7 +499,7 @@ def tune_language_scale(data: TrainingData, codes: list[str], config: TrainConfi
         f"sentiment macro F1 {srep['macro_f1']:.3f} (neutral shift {shift}: {sentiment_at(shift)['macro_f1']:.3f})")
     per_theme = None
     if config.tune_ml_thresholds:
-        per_theme = seed_thresholds(ratios * thresholds[None, :], _multi_hot([data.seeds[i] for i in ml], codes),
+        per_theme = seed_thresholds(oof, _multi_hot([data.seeds[i] for i in ml], codes),
                                     thresholds * best, config.threshold_shrink_below)
     return SeedCV(best, per_theme, shift, {
         "n": int(len(ml)), "folds": config.cv_folds, "scale_grid": results, "chosen_scale": best,
